@@ -1,0 +1,171 @@
+//! `solvency-verify`: checks liabilities bundles and inclusion proofs offline.
+//!
+//! Exit codes: 0 everything verified, 1 verification failed (the input is bad or its claims do
+//! not hold), 2 usage, 3 the input could not be read.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use attestation::bundle::{Bundle, MAX_BUNDLE_BYTES, UNATTESTED};
+use attestation::commitment::element_to_hex;
+use attestation::inclusion::{InclusionProof, MAX_PROOF_BYTES};
+use attestation::liabilities::{verify, VerifiedLiabilities};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "solvency-verify", version, about = "Verifies solvency-enclave liabilities bundles and inclusion proofs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify every batch proof, the sum chain, the totals and the root of a bundle.
+    Liabilities {
+        /// The bundle (bundle.cbor).
+        bundle: PathBuf,
+        /// Require the verifying key to have this SHA-256 (hex).
+        #[arg(long)]
+        expect_vk_sha256: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the bundle, then that one account's balances are a leaf of its tree.
+    Inclusion {
+        /// The bundle (bundle.cbor).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The account's inclusion proof (inclusion/<account>.json).
+        #[arg(long)]
+        proof: PathBuf,
+        /// Require the verifying key to have this SHA-256 (hex).
+        #[arg(long)]
+        expect_vk_sha256: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure and the exit code it maps to.
+struct Failure {
+    code: u8,
+    step: &'static str,
+    message: String,
+}
+
+fn fail(code: u8, step: &'static str, e: impl std::fmt::Display) -> Failure {
+    Failure { code, step, message: e.to_string() }
+}
+
+fn read_capped(path: &PathBuf, limit: usize) -> Result<Vec<u8>, Failure> {
+    let len = std::fs::metadata(path).map_err(|e| fail(3, "read", format!("{}: {e}", path.display())))?.len();
+    if len > limit as u64 {
+        return Err(fail(1, "read", format!("{}: {len} bytes exceeds the limit of {limit}", path.display())));
+    }
+    std::fs::read(path).map_err(|e| fail(3, "read", format!("{}: {e}", path.display())))
+}
+
+fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<VerifiedLiabilities, Failure> {
+    let expected = match expect_vk {
+        None => None,
+        Some(h) => Some(
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| fail(2, "arguments", "--expect-vk-sha256 must be 64 hex digits"))?,
+        ),
+    };
+    let bytes = read_capped(path, MAX_BUNDLE_BYTES)?;
+    let bundle = Bundle::decode(&bytes).map_err(|e| fail(1, "decode", e))?;
+    verify(bundle, expected).map_err(|e| fail(1, "verify", e))
+}
+
+fn summary(v: &VerifiedLiabilities) -> serde_json::Value {
+    let b = v.bundle();
+    json!({
+        "attestation": b.attestation,
+        "attested": b.attestation != UNATTESTED,
+        "round_id": hex::encode(b.round_id),
+        "root": element_to_hex(&b.root),
+        "leaf_count": b.leaf_count,
+        "batch_size": b.shape.batch_size,
+        "batches": b.batches.len(),
+        "verifying_key_sha256": hex::encode(v.verifying_key_sha256()),
+        "totals": b.assets.iter().zip(&b.totals).map(|(a, t)| json!({"asset": a, "total": t.to_string()})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_summary(v: &VerifiedLiabilities) {
+    let b = v.bundle();
+    if b.attestation == UNATTESTED {
+        println!("WARNING: UNATTESTED bundle: nothing shows which code produced it or which database it read.");
+    }
+    println!("liabilities: OK ({} batch proofs verified)", b.batches.len());
+    println!("round:       {}", hex::encode(b.round_id));
+    println!("root:        {}", element_to_hex(&b.root));
+    println!("accounts:    {}", b.leaf_count);
+    println!("vk sha256:   {}", hex::encode(v.verifying_key_sha256()));
+    for (a, t) in b.assets.iter().zip(&b.totals) {
+        println!("total {a:<8} {t}");
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Liabilities { bundle, expect_vk_sha256, json } => {
+            let v = verified_bundle(&bundle, &expect_vk_sha256)?;
+            if json {
+                let mut s = summary(&v);
+                s["ok"] = json!(true);
+                println!("{s:#}");
+            } else {
+                print_summary(&v);
+            }
+            Ok(())
+        }
+        Command::Inclusion { bundle, proof, expect_vk_sha256, json } => {
+            let v = verified_bundle(&bundle, &expect_vk_sha256)?;
+            let bytes = read_capped(&proof, MAX_PROOF_BYTES)?;
+            let p = InclusionProof::from_json(&bytes).map_err(|e| fail(1, "inclusion", e))?;
+            let included = attestation::inclusion::verify(&v, &p).map_err(|e| fail(1, "inclusion", e))?;
+            if json {
+                let out = json!({
+                    "ok": true,
+                    "account_id": included.account_id,
+                    "leaf_index": included.leaf_index,
+                    "balances": included.balances.iter().map(|(a, x)| json!({"asset": a, "amount": x.to_string()})).collect::<Vec<_>>(),
+                    "bundle": summary(&v),
+                });
+                println!("{out:#}");
+            } else {
+                print_summary(&v);
+                println!("inclusion:   OK: account {:?} is leaf {} of the verified tree", included.account_id, included.leaf_index);
+                for (a, x) in &included.balances {
+                    println!("balance {a:<6} {x}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Liabilities { json, .. } | Command::Inclusion { json, .. } => *json,
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                println!("{:#}", json!({"ok": false, "step": f.step, "error": f.message}));
+            }
+            eprintln!("FAILED at {}: {}", f.step, f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The verifier side of the solvency enclave, usable by anyone: the liabilities bundle format,
+//! the native Poseidon commitment (leaves, tree, running-sum chain) and batched Groth16
+//! verification over BLS12-381, and per-user inclusion proofs.
+//!
+//! It does no I/O beyond what its callers hand it, uses no system cryptography and builds for
+//! wasm32. The commitment is specified in `docs/commitment-spec.md`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bytes = std::fs::read("bundle.cbor")?;
+//! let bundle = attestation::bundle::Bundle::decode(&bytes)?;
+//! let verified = attestation::liabilities::verify(bundle, None)?;
+//! println!("{:?}", verified.bundle().totals);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bundle;
+pub mod commitment;
+pub mod error;
+pub mod groth16;
+pub mod inclusion;
+pub mod liabilities;
+pub mod poseidon;
+pub mod tree;

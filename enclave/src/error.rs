@@ -1,0 +1,26 @@
+//! Errors of proving: what the caller asked for does not fit the keys, or a witness does not
+//! satisfy the circuit (which, for witnesses built by this crate, is a bug to report).
+
+/// Why a batch or round could not be proven.
+#[allow(missing_docs)] // fields are named for what they hold
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProveError {
+    /// The ledger's asset count differs from the keys'.
+    #[error("the keys were set up for {keys} assets, the ledger has {ledger}")]
+    AssetCount { keys: usize, ledger: usize },
+    /// A batch assignment has the wrong number of slots or balances.
+    #[error("batch assignment does not match the keys' shape (batch size {batch_size}, {assets} assets)")]
+    AssignmentShape { batch_size: usize, assets: usize },
+    /// The ledger has no accounts.
+    #[error("the ledger has no accounts")]
+    EmptyLedger,
+    /// The witness violates a constraint: a bad witness, or a bug.
+    #[error("batch {batch}: constraint {constraint} ({label}) is not satisfied")]
+    Unsatisfied { batch: usize, constraint: usize, label: &'static str },
+    /// The witness run produced a different number of constraints than setup: a bug.
+    #[error("witness generation produced {actual} constraints, setup had {expected}; this is a bug")]
+    ConstraintCount { expected: usize, actual: usize },
+    /// arkworks refused (setup or proving).
+    #[error("Groth16: {0}")]
+    Groth16(String),
+}

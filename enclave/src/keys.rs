@@ -1,0 +1,133 @@
+//! Groth16 setup of the batch circuit, and the proving material kept for a round: the proving
+//! key plus the constraint matrices, so proving never re-synthesises constraints.
+
+use ark_bls12_381::{Bls12_381, Fr};
+use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use ark_relations::utils::matrix::Matrix;
+use rand::{CryptoRng, RngCore};
+
+use crate::circuit::backend::{Lc, R1csBackend, Var};
+use crate::circuit::batch::{synthesize, BatchAssignment, BatchShape};
+use crate::error::ProveError;
+
+/// Sizes of the batch circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CircuitSize {
+    /// R1CS constraints.
+    pub constraints: usize,
+    /// Public inputs (without the constant one).
+    pub inputs: usize,
+    /// Private witnesses.
+    pub witnesses: usize,
+}
+
+impl CircuitSize {
+    /// The QAP evaluation domain arkworks uses: constraints plus instance variables, rounded up
+    /// to a power of two.
+    pub fn domain_size(&self) -> usize {
+        (self.constraints + self.inputs + 1).next_power_of_two()
+    }
+}
+
+/// Counts the circuit of `shape` (in witness mode, which is fast and counts identically).
+pub fn circuit_size(shape: &BatchShape) -> CircuitSize {
+    let mut cs = crate::circuit::backend::WitnessBackend::<Fr>::default();
+    synthesize(&mut cs, shape, &BatchAssignment::placeholder(shape));
+    CircuitSize { constraints: cs.num_constraints, inputs: cs.inputs.len(), witnesses: cs.witnesses.len() }
+}
+
+/// The largest batch size whose circuit fits a QAP domain of `2^log2_domain` at `assets`.
+pub fn largest_batch_for_domain(assets: usize, log2_domain: u32) -> Option<usize> {
+    let fits = |b: usize| circuit_size(&BatchShape { batch_size: b, assets }).domain_size() <= 1usize << log2_domain;
+    if !fits(1) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1usize, 2usize);
+    while fits(hi) {
+        lo = hi;
+        hi *= 2;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
+/// Replays recorded constraints into an arkworks constraint system.
+struct Replay<'a>(&'a R1csBackend<Fr>);
+
+impl ConstraintSynthesizer<Fr> for Replay<'_> {
+    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        let inputs =
+            self.0.inputs.iter().map(|v| cs.new_input_variable(|| Ok(*v))).collect::<Result<Vec<_>, _>>()?;
+        let witnesses =
+            self.0.witnesses.iter().map(|v| cs.new_witness_variable(|| Ok(*v))).collect::<Result<Vec<_>, _>>()?;
+        let convert = |lc: &Lc<Fr>| -> LinearCombination<Fr> {
+            let (constant, terms) = lc.parts();
+            let mut out = Vec::with_capacity(terms.len() + 1);
+            if constant != Fr::from(0u64) {
+                out.push((constant, Variable::One));
+            }
+            out.extend(terms.iter().map(|(v, k)| {
+                let var = match v {
+                    Var::Input(i) => inputs[*i as usize],
+                    Var::Witness(i) => witnesses[*i as usize],
+                };
+                (*k, var)
+            }));
+            LinearCombination(out)
+        };
+        for k in &self.0.constraints {
+            cs.enforce_r1cs_constraint(|| convert(&k.a), || convert(&k.b), || convert(&k.c))?;
+        }
+        Ok(())
+    }
+}
+
+/// Records the constraints of `shape` (and of `assignment`'s values).
+pub fn record(shape: &BatchShape, assignment: &BatchAssignment) -> R1csBackend<Fr> {
+    let mut cs = R1csBackend::default();
+    synthesize(&mut cs, shape, assignment);
+    cs
+}
+
+/// Proving material for one circuit shape.
+pub struct ProvingKeys {
+    /// The shape the keys were made for.
+    pub shape: BatchShape,
+    /// The Groth16 proving key (it contains the verifying key).
+    pub proving_key: ProvingKey<Bls12_381>,
+    /// `[A, B, C]`, reused by every proof.
+    pub matrices: [Matrix<Fr>; 3],
+    /// Sizes of the circuit.
+    pub size: CircuitSize,
+}
+
+impl ProvingKeys {
+    /// The verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey<Bls12_381> {
+        &self.proving_key.vk
+    }
+}
+
+/// Runs a fresh circuit-specific Groth16 setup for `shape`. The toxic waste lives only inside
+/// this call; whoever runs it must be trusted not to keep it (attested setup comes with the
+/// enclave issue).
+pub fn setup<R: RngCore + CryptoRng>(shape: BatchShape, rng: &mut R) -> Result<ProvingKeys, ProveError> {
+    let recorded = record(&shape, &BatchAssignment::placeholder(&shape));
+    let proving_key = Groth16::<Bls12_381>::generate_random_parameters_with_reduction(Replay(&recorded), rng)
+        .map_err(|e| ProveError::Groth16(e.to_string()))?;
+    let size = CircuitSize {
+        constraints: recorded.constraints.len(),
+        inputs: recorded.inputs.len(),
+        witnesses: recorded.witnesses.len(),
+    };
+    let matrices = recorded.matrices();
+    Ok(ProvingKeys { shape, proving_key, matrices, size })
+}

@@ -1,0 +1,397 @@
+//! Turning input rows `(account id, asset, amount)` into accounts with one balance per
+//! configured asset, validating every row and collecting every problem (up to a limit) so an
+//! operator sees them all in one run. Any bad row means no ledger at all.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use attestation::bundle::MAX_ASSETS;
+use attestation::commitment::MAX_ACCOUNT_ID_BYTES;
+
+/// Problems reported individually before the rest are only counted.
+pub const DEFAULT_ERROR_LIMIT: usize = 100;
+/// Longest piece of an offending value quoted back in an error.
+const QUOTE_LIMIT: usize = 40;
+
+/// An account and its balances in base units, one per configured asset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The exchange's account id.
+    pub id: String,
+    /// Balances, in the ledger's asset order.
+    pub balances: Vec<u64>,
+}
+
+/// A validated ledger: at least one account, every balance in range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ledger {
+    /// Asset symbols, in balance order.
+    pub assets: Vec<String>,
+    /// The accounts, in first-seen order.
+    pub accounts: Vec<Account>,
+}
+
+impl Ledger {
+    /// Per-asset totals.
+    pub fn totals(&self) -> Vec<u128> {
+        let mut totals = vec![0u128; self.assets.len()];
+        for account in &self.accounts {
+            for (t, b) in totals.iter_mut().zip(&account.balances) {
+                // Fewer than 2^64 accounts of values below 2^64 cannot overflow u128; qed.
+                *t += u128::from(*b);
+            }
+        }
+        totals
+    }
+}
+
+/// The field of a row that is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowField {
+    /// The account id.
+    AccountId,
+    /// The asset symbol.
+    Asset,
+    /// The amount.
+    Amount,
+    /// The record as a whole (unreadable, wrong number of fields).
+    Record,
+}
+
+impl fmt::Display for RowField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AccountId => "account_id",
+            Self::Asset => "asset",
+            Self::Amount => "amount",
+            Self::Record => "record",
+        })
+    }
+}
+
+/// What is wrong with a field.
+#[allow(missing_docs)] // fields are named for what they hold
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowProblem {
+    /// Empty or absent.
+    Missing,
+    /// An account id longer than the limit.
+    TooLong { bytes: usize },
+    /// An asset that is not configured.
+    UnknownAsset { asset: String },
+    /// A negative amount.
+    Negative { value: String },
+    /// An amount of 2^64 or more base units.
+    TooLarge { value: String },
+    /// An amount with a fractional part or exponent (amounts are integers in base units).
+    NonInteger { value: String },
+    /// Anything else that is not a plain decimal integer.
+    NotANumber { value: String },
+    /// The (account, asset) pair appeared on an earlier row.
+    Duplicate { first_row: u64 },
+    /// The record could not be read.
+    Unreadable { reason: String },
+}
+
+impl fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => write!(f, "missing or empty"),
+            Self::TooLong { bytes } => write!(f, "{bytes} bytes, longer than {MAX_ACCOUNT_ID_BYTES}"),
+            Self::UnknownAsset { asset } => write!(f, "unknown asset {asset:?}"),
+            Self::Negative { value } => write!(f, "negative amount {value:?}"),
+            Self::TooLarge { value } => write!(f, "amount {value:?} is 2^64 or more base units"),
+            Self::NonInteger { value } => write!(f, "amount {value:?} is not an integer number of base units"),
+            Self::NotANumber { value } => write!(f, "amount {value:?} is not a decimal integer"),
+            Self::Duplicate { first_row } => write!(f, "duplicate (account, asset); first seen on row {first_row}"),
+            Self::Unreadable { reason } => write!(f, "unreadable: {reason}"),
+        }
+    }
+}
+
+/// One bad row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based row number in the input (for CSV files, the line number).
+    pub row: u64,
+    /// The row's account id, when it has one.
+    pub account_id: Option<String>,
+    /// The field at fault.
+    pub field: RowField,
+    /// What is wrong.
+    pub problem: RowProblem,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "row {}", self.row)?;
+        if let Some(id) = &self.account_id {
+            write!(f, " (account {:?})", quote(id))?;
+        }
+        write!(f, ": {}: {}", self.field, self.problem)
+    }
+}
+
+/// Why no ledger was produced.
+#[allow(missing_docs)] // fields are named for what they hold
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LedgerError {
+    /// Rows were bad; the first `errors.len()` are listed, `omitted` more were counted.
+    #[error("{} bad rows{}:\n{}", .errors.len() + .omitted, if *.omitted > 0 { format!(" ({} not listed)", .omitted) } else { String::new() }, .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    BadRows { errors: Vec<RowError>, omitted: usize },
+    /// The input held no rows.
+    #[error("the input has no rows")]
+    Empty,
+    /// The asset configuration is unusable.
+    #[error("asset configuration: {0}")]
+    Assets(String),
+}
+
+fn quote(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_LIMIT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// Parses an amount in base units: ASCII digits only, below 2^64.
+pub fn parse_amount(text: &str) -> Result<u64, RowProblem> {
+    if text.is_empty() {
+        return Err(RowProblem::Missing);
+    }
+    let value = quote(text);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = text.strip_prefix('-') {
+        let magnitude_is_zero = rest.bytes().all(|b| b == b'0' || b == b'.');
+        if (digits(rest) || rest.split_once('.').is_some_and(|(i, f)| digits(i) && digits(f))) && !magnitude_is_zero {
+            return Err(RowProblem::Negative { value });
+        }
+        return Err(RowProblem::NotANumber { value });
+    }
+    if digits(text) {
+        return text.parse::<u64>().map_err(|_| RowProblem::TooLarge { value });
+    }
+    let looks_decimal = text.split_once('.').is_some_and(|(i, f)| (digits(i) || i.is_empty()) && digits(f));
+    let looks_exponent = text.split_once(['e', 'E']).is_some_and(|(m, _)| digits(m) || m.contains('.'));
+    if looks_decimal || looks_exponent {
+        return Err(RowProblem::NonInteger { value });
+    }
+    Err(RowProblem::NotANumber { value })
+}
+
+/// Accumulates rows into a [`Ledger`], collecting problems.
+pub struct LedgerBuilder {
+    assets: Vec<String>,
+    asset_index: HashMap<String, usize>,
+    account_index: HashMap<String, usize>,
+    accounts: Vec<Account>,
+    /// Row on which each (account, asset) pair was first seen; 0 when not yet.
+    first_rows: Vec<u64>,
+    errors: Vec<RowError>,
+    omitted: usize,
+    limit: usize,
+    rows: u64,
+}
+
+impl LedgerBuilder {
+    /// A builder for the configured asset symbols; `limit` bounds the errors listed.
+    pub fn new(assets: Vec<String>, limit: usize) -> Result<Self, LedgerError> {
+        if assets.is_empty() || assets.len() > MAX_ASSETS {
+            return Err(LedgerError::Assets(format!("between 1 and {MAX_ASSETS} assets are needed, got {}", assets.len())));
+        }
+        let mut asset_index = HashMap::new();
+        for (i, a) in assets.iter().enumerate() {
+            if a.is_empty() || a.len() > attestation::bundle::MAX_SYMBOL_BYTES || asset_index.insert(a.clone(), i).is_some() {
+                return Err(LedgerError::Assets(format!("asset symbol {a:?} is empty, too long or repeated")));
+            }
+        }
+        Ok(Self {
+            assets,
+            asset_index,
+            account_index: HashMap::new(),
+            accounts: Vec::new(),
+            first_rows: Vec::new(),
+            errors: Vec::new(),
+            omitted: 0,
+            limit,
+            rows: 0,
+        })
+    }
+
+    /// Records a problem with row `row`.
+    pub fn reject(&mut self, row: u64, account_id: Option<&str>, field: RowField, problem: RowProblem) {
+        self.rows += 1;
+        self.push_error(RowError { row, account_id: account_id.map(str::to_owned), field, problem });
+    }
+
+    fn push_error(&mut self, error: RowError) {
+        if self.errors.len() < self.limit {
+            self.errors.push(error);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// Adds row `row`. Absent fields are `None`.
+    pub fn push(&mut self, row: u64, account_id: Option<&str>, asset: Option<&str>, amount: Option<&str>) {
+        self.rows += 1;
+        let id = account_id.filter(|s| !s.is_empty());
+        let bad = |field, problem| RowError { row, account_id: id.map(str::to_owned), field, problem };
+        let mut problems = Vec::new();
+        match id {
+            None => problems.push(bad(RowField::AccountId, RowProblem::Missing)),
+            Some(id) if id.len() > MAX_ACCOUNT_ID_BYTES => {
+                problems.push(bad(RowField::AccountId, RowProblem::TooLong { bytes: id.len() }))
+            }
+            Some(_) => {}
+        }
+        let asset_index = match asset.filter(|s| !s.is_empty()) {
+            None => {
+                problems.push(bad(RowField::Asset, RowProblem::Missing));
+                None
+            }
+            Some(a) => match self.asset_index.get(a) {
+                Some(i) => Some(*i),
+                None => {
+                    problems.push(bad(RowField::Asset, RowProblem::UnknownAsset { asset: quote(a) }));
+                    None
+                }
+            },
+        };
+        let amount = match parse_amount(amount.unwrap_or("")) {
+            Ok(a) => Some(a),
+            Err(problem) => {
+                problems.push(bad(RowField::Amount, problem));
+                None
+            }
+        };
+        if !problems.is_empty() {
+            problems.into_iter().for_each(|e| self.push_error(e));
+            return;
+        }
+        let (Some(id), Some(asset), Some(amount)) = (id, asset_index, amount) else {
+            unreachable!("every None above pushed a problem; qed.")
+        };
+        let k = self.assets.len();
+        let account = match self.account_index.get(id) {
+            Some(i) => *i,
+            None => {
+                self.account_index.insert(id.to_owned(), self.accounts.len());
+                self.accounts.push(Account { id: id.to_owned(), balances: vec![0; k] });
+                self.first_rows.extend(std::iter::repeat_n(0, k));
+                self.accounts.len() - 1
+            }
+        };
+        let slot = account * k + asset;
+        match self.first_rows.get(slot).copied() {
+            Some(0) => {
+                self.first_rows[slot] = row;
+                self.accounts[account].balances[asset] = amount;
+            }
+            Some(first_row) => {
+                let e = RowError {
+                    row,
+                    account_id: Some(id.to_owned()),
+                    field: RowField::Asset,
+                    problem: RowProblem::Duplicate { first_row },
+                };
+                self.push_error(e);
+            }
+            None => unreachable!("first_rows holds k slots per account; qed."),
+        }
+    }
+
+    /// The ledger, or every problem found.
+    pub fn finish(self) -> Result<Ledger, LedgerError> {
+        if !self.errors.is_empty() {
+            return Err(LedgerError::BadRows { errors: self.errors, omitted: self.omitted });
+        }
+        if self.rows == 0 || self.accounts.is_empty() {
+            return Err(LedgerError::Empty);
+        }
+        Ok(Ledger { assets: self.assets, accounts: self.accounts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("0"), Ok(0));
+        assert_eq!(parse_amount("18446744073709551615"), Ok(u64::MAX));
+        assert!(matches!(parse_amount("18446744073709551616"), Err(RowProblem::TooLarge { .. })));
+        assert!(matches!(parse_amount("-5"), Err(RowProblem::Negative { .. })));
+        assert!(matches!(parse_amount("-0.5"), Err(RowProblem::Negative { .. })));
+        assert!(matches!(parse_amount("1.5"), Err(RowProblem::NonInteger { .. })));
+        assert!(matches!(parse_amount("1.0"), Err(RowProblem::NonInteger { .. })));
+        assert!(matches!(parse_amount("1e3"), Err(RowProblem::NonInteger { .. })));
+        assert!(matches!(parse_amount("abc"), Err(RowProblem::NotANumber { .. })));
+        assert!(matches!(parse_amount(" 1"), Err(RowProblem::NotANumber { .. })));
+        assert!(matches!(parse_amount("+1"), Err(RowProblem::NotANumber { .. })));
+        assert!(matches!(parse_amount("-"), Err(RowProblem::NotANumber { .. })));
+        assert_eq!(parse_amount(""), Err(RowProblem::Missing));
+    }
+
+    fn builder() -> LedgerBuilder {
+        LedgerBuilder::new(vec!["BTC".into(), "ETH".into()], 3).unwrap()
+    }
+
+    #[test]
+    fn accounts_gather_their_assets_and_missing_assets_are_zero() {
+        let mut b = builder();
+        b.push(2, Some("alice"), Some("BTC"), Some("5"));
+        b.push(3, Some("bob"), Some("ETH"), Some("7"));
+        b.push(4, Some("alice"), Some("ETH"), Some("1"));
+        let ledger = b.finish().unwrap();
+        assert_eq!(ledger.accounts[0], Account { id: "alice".into(), balances: vec![5, 1] });
+        assert_eq!(ledger.accounts[1], Account { id: "bob".into(), balances: vec![0, 7] });
+        assert_eq!(ledger.totals(), vec![5, 8]);
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_up_to_the_limit() {
+        let mut b = builder();
+        b.push(2, Some("alice"), Some("BTC"), Some("-1"));
+        b.push(3, Some("bob"), Some("DOGE"), Some("1"));
+        b.push(4, Some("carol"), Some("BTC"), Some("1"));
+        b.push(5, Some("carol"), Some("BTC"), Some("2"));
+        b.push(6, None, Some("BTC"), Some("2"));
+        b.push(7, Some("dave"), Some("BTC"), Some("99999999999999999999"));
+        let Err(LedgerError::BadRows { errors, omitted }) = b.finish() else { panic!("expected bad rows") };
+        assert_eq!(errors.len(), 3);
+        assert_eq!(omitted, 2);
+        assert_eq!(errors[0].row, 2);
+        assert_eq!(errors[0].account_id.as_deref(), Some("alice"));
+        assert_eq!(errors[0].field, RowField::Amount);
+        assert!(matches!(errors[0].problem, RowProblem::Negative { .. }));
+        assert!(matches!(&errors[1].problem, RowProblem::UnknownAsset { asset } if asset == "DOGE"));
+        assert_eq!(errors[2].problem, RowProblem::Duplicate { first_row: 4 });
+    }
+
+    #[test]
+    fn a_row_with_several_bad_fields_reports_each() {
+        let mut b = builder();
+        b.push(2, Some(""), None, Some("x"));
+        let Err(LedgerError::BadRows { errors, .. }) = b.finish() else { panic!("expected bad rows") };
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, [RowField::AccountId, RowField::Asset, RowField::Amount]);
+    }
+
+    #[test]
+    fn empty_input_and_bad_configuration_are_refused() {
+        assert_eq!(builder().finish(), Err(LedgerError::Empty));
+        assert!(LedgerBuilder::new(vec![], 10).is_err());
+        assert!(LedgerBuilder::new(vec!["A".into(), "A".into()], 10).is_err());
+    }
+
+    #[test]
+    fn overlong_ids_are_refused() {
+        let mut b = builder();
+        let id = "x".repeat(MAX_ACCOUNT_ID_BYTES + 1);
+        b.push(2, Some(&id), Some("BTC"), Some("1"));
+        let Err(LedgerError::BadRows { errors, .. }) = b.finish() else { panic!("expected bad rows") };
+        assert_eq!(errors[0].problem, RowProblem::TooLong { bytes: MAX_ACCOUNT_ID_BYTES + 1 });
+    }
+}

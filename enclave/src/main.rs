@@ -1,0 +1,272 @@
+//! `solvency-enclave`: prove a ledger offline, inspect the circuit, benchmark the prover.
+//!
+//! Exit codes: 0 success, 1 the input was refused (bad rows, empty ledger), 2 usage,
+//! 3 an I/O or internal failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use enclave::circuit::batch::BatchShape;
+use enclave::csv_input::{read_ledger, CsvError};
+use enclave::keys::{circuit_size, largest_batch_for_domain, setup};
+use enclave::ledger::DEFAULT_ERROR_LIMIT;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::OsRng;
+use rand::RngCore;
+
+/// Largest QAP domain the automatic batch size aims for (2^19: about 1,400 accounts at K = 1).
+const AUTO_MAX_LOG2_DOMAIN: u32 = 19;
+
+#[derive(Parser)]
+#[command(name = "solvency-enclave", version, about = "Proves an exchange's liabilities: Poseidon commitment and Groth16 batch proofs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prove a CSV ledger outside any enclave and write an UNATTESTED bundle and inclusion proofs.
+    ProveOffline {
+        /// CSV with the header `account_id,asset,amount` (amounts in base units).
+        #[arg(long)]
+        accounts: PathBuf,
+        /// Output directory (must not exist, or be empty): bundle.cbor and inclusion/.
+        #[arg(long)]
+        out: PathBuf,
+        /// Comma-separated asset symbols, in leaf order. Rows with other assets are errors.
+        /// Without it, the assets are the symbols found in the file, sorted.
+        #[arg(long, value_delimiter = ',')]
+        assets: Option<Vec<String>>,
+        /// Accounts per batch proof; default: the smallest circuit that holds every account,
+        /// up to the largest that fits a 2^19 domain.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Bad rows listed before the rest are only counted.
+        #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
+        max_errors: usize,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the batch circuit's size.
+    CircuitInfo {
+        /// Accounts per batch.
+        #[arg(long)]
+        batch_size: usize,
+        /// Assets per account.
+        #[arg(long, default_value_t = 1)]
+        assets: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark setup, proving and verification on a synthetic ledger.
+    Bench {
+        /// Accounts per batch.
+        #[arg(long)]
+        batch_size: usize,
+        /// Assets per account.
+        #[arg(long, default_value_t = 1)]
+        assets: usize,
+        /// Batches to prove.
+        #[arg(long, default_value_t = 2)]
+        batches: usize,
+        /// Statements in the batched-verification measurement.
+        #[arg(long, default_value_t = 1000)]
+        verify_statements: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic CSV ledger (for demos and tests).
+    SampleLedger {
+        /// Number of accounts.
+        #[arg(long)]
+        accounts: usize,
+        /// Comma-separated asset symbols.
+        #[arg(long, value_delimiter = ',', default_value = "BTC,ETH,USDT")]
+        assets: Vec<String>,
+        /// Output CSV path.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Distinguishes refused input (exit 1) from operational failures (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Refused>().is_some() => {
+            eprintln!("refused: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn infer_assets(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut assets = std::collections::BTreeSet::new();
+    for record in reader.records().flatten() {
+        if let Some(a) = record.get(1).filter(|a| !a.is_empty()) {
+            assets.insert(a.to_owned());
+        }
+    }
+    if assets.is_empty() {
+        return Err(Refused("the input has no rows with an asset".into()).into());
+    }
+    Ok(assets.into_iter().collect())
+}
+
+fn auto_batch_size(accounts: usize, assets: usize) -> anyhow::Result<usize> {
+    let mut best = None;
+    for log2 in 10..=AUTO_MAX_LOG2_DOMAIN {
+        if let Some(b) = largest_batch_for_domain(assets, log2) {
+            best = Some(b);
+            if b >= accounts {
+                break;
+            }
+        }
+    }
+    best.context("no batch size fits the largest automatic domain")
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::ProveOffline { accounts, out, assets, batch_size, max_errors, json } => {
+            let assets = match assets {
+                Some(a) => a,
+                None => infer_assets(&accounts)?,
+            };
+            let file = std::fs::File::open(&accounts).with_context(|| format!("opening {}", accounts.display()))?;
+            let ledger = match read_ledger(std::io::BufReader::new(file), assets, max_errors) {
+                Ok(l) => l,
+                Err(e @ (CsvError::Ledger(_) | CsvError::Header(_))) => return Err(Refused(e.to_string()).into()),
+                Err(e) => return Err(e.into()),
+            };
+            let k = ledger.assets.len();
+            let batch_size = match batch_size {
+                Some(b) => b,
+                None => auto_batch_size(ledger.accounts.len(), k)?,
+            };
+            let shape = BatchShape { batch_size, assets: k };
+            let accounts_n = ledger.accounts.len();
+            tracing::info!(accounts = accounts_n, assets = k, batch_size, "ledger read; running Groth16 setup");
+            let keys = setup(shape, &mut OsRng)?;
+            let batches = accounts_n.div_ceil(batch_size);
+            let bar = progress(batches as u64, "proving batches");
+            let mut round_id = [0u8; 32];
+            OsRng.fill_bytes(&mut round_id);
+            let round = enclave::round::prove_round(&keys, ledger, round_id, &mut OsRng, &mut |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            enclave::output::write_round(&out, &round)?;
+            let b = &round.bundle;
+            if json {
+                let summary = serde_json::json!({
+                    "out": out,
+                    "attestation": b.attestation,
+                    "round_id": hex::encode(b.round_id),
+                    "assets": b.assets,
+                    "totals": b.totals.iter().map(u128::to_string).collect::<Vec<_>>(),
+                    "leaf_count": b.leaf_count,
+                    "batch_size": batch_size,
+                    "batches": b.batches.len(),
+                    "root": attestation::commitment::element_to_hex(&b.root),
+                });
+                println!("{summary:#}");
+            } else {
+                println!("UNATTESTED liabilities bundle written to {}", out.join("bundle.cbor").display());
+                println!("round {}: {} accounts in {} batches of {}", hex::encode(b.round_id), b.leaf_count, b.batches.len(), batch_size);
+                for (a, t) in b.assets.iter().zip(&b.totals) {
+                    println!("  total {a}: {t}");
+                }
+                println!("inclusion proofs: {}", out.join("inclusion").display());
+            }
+            Ok(())
+        }
+        Command::CircuitInfo { batch_size, assets, json } => {
+            let shape = BatchShape { batch_size, assets };
+            if batch_size == 0 || assets == 0 || assets > attestation::bundle::MAX_ASSETS {
+                return Err(Refused(format!("batch size must be at least 1 and assets between 1 and {}", attestation::bundle::MAX_ASSETS)).into());
+            }
+            let size = circuit_size(&shape);
+            let log2 = size.domain_size().trailing_zeros();
+            let fill = (size.constraints + size.inputs + 1) as f64 / size.domain_size() as f64;
+            let best = largest_batch_for_domain(assets, log2);
+            let info = serde_json::json!({
+                "batch_size": batch_size,
+                "assets": assets,
+                "constraints": size.constraints,
+                "constraints_per_account": size.constraints as f64 / batch_size as f64,
+                "public_inputs": size.inputs,
+                "witness_variables": size.witnesses,
+                "domain_size": size.domain_size(),
+                "domain_fill": fill,
+                "largest_batch_size_for_this_domain": best,
+            });
+            if json {
+                println!("{info:#}");
+            } else {
+                println!("batch size {batch_size}, {assets} asset(s): {} constraints ({:.1} per account)", size.constraints, size.constraints as f64 / batch_size as f64);
+                println!("QAP domain 2^{log2} ({:.1}% full); the largest batch for this domain is {}", fill * 100.0, best.unwrap_or(0));
+            }
+            Ok(())
+        }
+        Command::Bench { batch_size, assets, batches, verify_statements, json } => {
+            let bar = progress(batches as u64, "proving batches");
+            let report = enclave::bench::run(BatchShape { batch_size, assets }, batches, verify_statements, &mut OsRng, &mut |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report:#?}");
+            }
+            Ok(())
+        }
+        Command::SampleLedger { accounts, assets, out } => {
+            let ledger = enclave::bench::synthetic_ledger(accounts, &assets, &mut OsRng);
+            let mut w = csv::Writer::from_path(&out).with_context(|| format!("creating {}", out.display()))?;
+            w.write_record(enclave::csv_input::HEADER)?;
+            for a in &ledger.accounts {
+                for (asset, amount) in assets.iter().zip(&a.balances) {
+                    // Sparse like a real ledger: most accounts hold only some assets.
+                    if *amount % 3 != 0 {
+                        w.write_record([a.id.as_str(), asset, &amount.to_string()])?;
+                    }
+                }
+            }
+            w.flush()?;
+            println!("{} accounts x {} assets written to {}", accounts, assets.len(), out.display());
+            Ok(())
+        }
+    }
+}
