@@ -115,6 +115,16 @@ pub fn parse_decimal_u128(s: &str) -> Option<u128> {
 }
 
 impl Bundle {
+    /// The context the round's proofs are bound to.
+    pub fn context(&self) -> crate::commitment::RoundContext<'_> {
+        crate::commitment::RoundContext {
+            round_id: &self.round_id,
+            assets: &self.assets,
+            batch_size: self.shape.batch_size,
+            leaf_count: self.leaf_count,
+        }
+    }
+
     /// Decodes and validates a bundle file's bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, BundleError> {
         if bytes.len() > MAX_BUNDLE_BYTES {
@@ -133,6 +143,10 @@ impl Bundle {
     pub fn from_wire(wire: BundleWire) -> Result<Self, BundleError> {
         if wire.format != FORMAT_V1 {
             return Err(BundleError::UnknownFormat(wire.format));
+        }
+        // Attestation documents arrive with the enclave; until then nothing else may claim one.
+        if wire.attestation != UNATTESTED {
+            return Err(BundleError::UnsupportedAttestation(wire.attestation));
         }
         let round_id: [u8; 32] = wire
             .round_id

@@ -41,10 +41,34 @@ pub fn account_id_element(account_id: &str) -> Fr {
     element_from_digest(&digest)
 }
 
-/// The public field element that starts a round's sum chain, derived from its 32-byte round id.
-pub fn round_element(round_id: &[u8; 32]) -> Fr {
-    let digest = Sha256::new().chain_update(ROUND_DOMAIN).chain_update(round_id).finalize();
-    element_from_digest(&digest)
+/// What a round's proofs are bound to besides the ledger: changing any of it breaks the chain.
+#[derive(Clone, Copy, Debug)]
+pub struct RoundContext<'a> {
+    /// 32 random bytes naming the round.
+    pub round_id: &'a [u8; 32],
+    /// Asset symbols, in balance order.
+    pub assets: &'a [String],
+    /// Account slots per batch.
+    pub batch_size: u64,
+    /// Accounts in the round.
+    pub leaf_count: u64,
+}
+
+impl RoundContext<'_> {
+    /// The public field element that blinds the start of the round's sum chain (spec §6):
+    /// SHA-256 over the domain, the round id, the length-prefixed asset symbols, the batch size
+    /// and the leaf count, truncated to 31 bytes.
+    pub fn element(&self) -> Fr {
+        let mut digest = Sha256::new().chain_update(ROUND_DOMAIN).chain_update(self.round_id);
+        digest.update((self.assets.len() as u32).to_le_bytes());
+        for symbol in self.assets {
+            digest.update((symbol.len() as u32).to_le_bytes());
+            digest.update(symbol.as_bytes());
+        }
+        digest.update(self.batch_size.to_le_bytes());
+        digest.update(self.leaf_count.to_le_bytes());
+        element_from_digest(&digest.finalize())
+    }
 }
 
 /// 32 random bytes, fresh per account and per round, that hide the account's leaf.
@@ -109,8 +133,8 @@ pub fn sum_commitment(blinder: Fr, sums: &[Fr]) -> Fr {
 }
 
 /// The commitment the first batch opens: all sums zero, blinded by the round's public element.
-pub fn chain_start(round_id: &[u8; 32], assets: usize) -> Fr {
-    sum_commitment(round_element(round_id), &vec![Fr::zero(); assets])
+pub fn chain_start(context: &RoundContext<'_>) -> Fr {
+    sum_commitment(context.element(), &vec![Fr::zero(); context.assets.len()])
 }
 
 /// The commitment the last batch must produce: the published totals, blinder zero.

@@ -21,6 +21,9 @@ pub enum BundleError {
     /// A `format` this verifier does not know.
     #[error("unknown bundle format {0:?}")]
     UnknownFormat(String),
+    /// An `attestation` value this verifier cannot check.
+    #[error("unsupported attestation {0:?}; only \"unattested\" bundles exist in this version")]
+    UnsupportedAttestation(String),
     /// A byte string or list of the wrong length.
     #[error("{field}: expected length {expected}, found {actual}")]
     BadLength { field: &'static str, expected: usize, actual: usize },

@@ -63,7 +63,7 @@ pub fn verify(bundle: Bundle, expected_vk_sha256: Option<[u8; 32]>) -> Result<Ve
         Some(last) if last.sum_commitment == chain_end(&bundle.totals) => {}
         _ => return Err(VerifyError::TotalsMismatch),
     }
-    let mut prev = chain_start(&bundle.round_id, bundle.assets.len());
+    let mut prev = chain_start(&bundle.context());
     let inputs: Vec<[Fr; 3]> = bundle
         .batches
         .iter()

@@ -105,7 +105,7 @@ pub fn run<R: RngCore + CryptoRng>(
     let prove_seconds = started.elapsed().as_secs_f64();
 
     let bundle = &round.bundle;
-    let mut prev = chain_start(&bundle.round_id, shape.assets);
+    let mut prev = chain_start(&bundle.context());
     let inputs: Vec<[ark_bls12_381::Fr; 3]> = bundle
         .batches
         .iter()

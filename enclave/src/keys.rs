@@ -97,6 +97,15 @@ pub fn record(shape: &BatchShape, assignment: &BatchAssignment) -> R1csBackend<F
     cs
 }
 
+/// Whether arkworks' own constraint system, fed the recorded constraints and assignment, is
+/// satisfied: an independent check of [`R1csBackend::first_unsatisfied`].
+pub fn arkworks_satisfied(recorded: &R1csBackend<Fr>) -> Result<bool, ProveError> {
+    let cs = ark_relations::gr1cs::ConstraintSystem::<Fr>::new_ref();
+    Replay(recorded).generate_constraints(cs.clone()).map_err(|e| ProveError::Groth16(e.to_string()))?;
+    cs.finalize();
+    cs.is_satisfied().map_err(|e| ProveError::Groth16(e.to_string()))
+}
+
 /// Proving material for one circuit shape.
 pub struct ProvingKeys {
     /// The shape the keys were made for.

@@ -6,7 +6,7 @@ use ark_bls12_381::Fr;
 use ark_ff::{UniformRand, Zero};
 use attestation::bundle::{Batch, Bundle, UNATTESTED};
 use attestation::commitment::{
-    account_commitment, element_to_hex, leaf_from_elements, round_element, sum_commitment, Salt,
+    account_commitment, element_to_hex, leaf_from_elements, sum_commitment, RoundContext, Salt,
 };
 use attestation::inclusion::{encode_path, Balance, InclusionProof, FORMAT_V1};
 use attestation::tree::{Levels, TreeShape};
@@ -88,7 +88,13 @@ pub fn prove_round<R: RngCore + CryptoRng>(
     // totals under blinder zero; every commitment in between is blinded at random.
     let n = batch_slots.len();
     let mut running = vec![0u128; k];
-    let mut prev_blinder = round_element(&round_id);
+    let context = RoundContext {
+        round_id: &round_id,
+        assets: &assets,
+        batch_size: b as u64,
+        leaf_count: accounts.len() as u64,
+    };
+    let mut prev_blinder = context.element();
     let mut prev_commitment = sum_commitment(prev_blinder, &field_sums(&running));
     let top = Levels::build(subtrees.iter().map(Levels::root).collect(), shape.top_depth);
     let mut batches = Vec::with_capacity(n);

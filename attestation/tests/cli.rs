@@ -1,0 +1,84 @@
+//! The `solvency-verify` binary on the checked-in bundle: exit codes and JSON.
+
+use std::process::{Command, Output};
+
+const BUNDLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/offline-b4-k2-bundle.cbor");
+const ALICE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/offline-b4-k2-inclusion-alice.json");
+
+fn verify(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_solvency-verify")).args(args).output().expect("run")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn liabilities_verifies_and_reports_totals() {
+    let o = verify(&["liabilities", BUNDLE, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["attested"], false);
+    assert_eq!(v["leaf_count"], 10);
+    assert_eq!(v["totals"][0], serde_json::json!({"asset": "BTC", "total": "18446744073859651662"}));
+    assert_eq!(v["totals"][1], serde_json::json!({"asset": "ETH", "total": "20446744073833008412"}));
+
+    let text = verify(&["liabilities", BUNDLE]);
+    assert_eq!(text.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("UNATTESTED"));
+    assert!(stdout.contains("18446744073859651662"));
+}
+
+#[test]
+fn a_pinned_verifying_key_must_match() {
+    let vk = json(&verify(&["liabilities", BUNDLE, "--json"]))["verifying_key_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(verify(&["liabilities", BUNDLE, "--expect-vk-sha256", &vk]).status.code(), Some(0));
+    let other = "00".repeat(32);
+    let o = verify(&["liabilities", BUNDLE, "--expect-vk-sha256", &other, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json(&o)["step"], "verify");
+    assert_eq!(verify(&["liabilities", BUNDLE, "--expect-vk-sha256", "xyz"]).status.code(), Some(2));
+}
+
+#[test]
+fn tampered_bundle_fails_naming_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(BUNDLE).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let path = dir.path().join("b.cbor");
+    std::fs::write(&path, &bytes).unwrap();
+    let o = verify(&["liabilities", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["ok"], false);
+    assert!(v["step"] == "decode" || v["step"] == "verify", "{v}");
+
+    bytes.truncate(10);
+    std::fs::write(&path, &bytes).unwrap();
+    let o = verify(&["liabilities", path.to_str().unwrap(), "--json"]);
+    assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("decode")));
+
+    let o = verify(&["liabilities", dir.path().join("missing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn inclusion_verifies_alice_and_refuses_a_changed_balance() {
+    let o = verify(&["inclusion", "--bundle", BUNDLE, "--proof", ALICE, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["account_id"], "alice");
+    assert_eq!(v["balances"][1], serde_json::json!({"asset": "ETH", "amount": "2000000000000000000"}));
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(ALICE).unwrap().replace("\"150000000\"", "\"150000001\"");
+    let path = dir.path().join("alice.json");
+    std::fs::write(&path, text).unwrap();
+    let o = verify(&["inclusion", "--bundle", BUNDLE, "--proof", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json(&o)["step"], "inclusion");
+    assert!(json(&o)["error"].as_str().unwrap().contains("do not hash to the verified root"));
+}
