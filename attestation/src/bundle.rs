@@ -131,8 +131,7 @@ impl Bundle {
             return Err(BundleError::TooLarge { size: bytes.len(), limit: MAX_BUNDLE_BYTES });
         }
         let mut reader = bytes;
-        let wire: BundleWire =
-            ciborium::from_reader(&mut reader).map_err(|e| BundleError::Cbor(e.to_string()))?;
+        let wire: BundleWire = ciborium::from_reader(&mut reader).map_err(|e| BundleError::Cbor(e.to_string()))?;
         if !reader.is_empty() {
             return Err(BundleError::TrailingBytes { count: reader.len() });
         }
@@ -148,11 +147,11 @@ impl Bundle {
         if wire.attestation != UNATTESTED {
             return Err(BundleError::UnsupportedAttestation(wire.attestation));
         }
-        let round_id: [u8; 32] = wire
-            .round_id
-            .as_slice()
-            .try_into()
-            .map_err(|_| BundleError::BadLength { field: "round_id", expected: 32, actual: wire.round_id.len() })?;
+        let round_id: [u8; 32] = wire.round_id.as_slice().try_into().map_err(|_| BundleError::BadLength {
+            field: "round_id",
+            expected: 32,
+            actual: wire.round_id.len(),
+        })?;
         if wire.assets.is_empty() || wire.assets.len() > MAX_ASSETS {
             return Err(BundleError::AssetCount { count: wire.assets.len(), limit: MAX_ASSETS });
         }
@@ -170,7 +169,11 @@ impl Bundle {
             return Err(BundleError::BatchCount { expected: shape.batch_count, actual: wire.batches.len() });
         }
         if wire.totals.len() != wire.assets.len() {
-            return Err(BundleError::BadLength { field: "totals", expected: wire.assets.len(), actual: wire.totals.len() });
+            return Err(BundleError::BadLength {
+                field: "totals",
+                expected: wire.assets.len(),
+                actual: wire.totals.len(),
+            });
         }
         let totals = wire
             .totals
@@ -194,7 +197,11 @@ impl Bundle {
             .enumerate()
             .map(|(i, b)| {
                 if b.proof.len() != PROOF_BYTES {
-                    return Err(BundleError::BadLength { field: "batches.proof", expected: PROOF_BYTES, actual: b.proof.len() });
+                    return Err(BundleError::BadLength {
+                        field: "batches.proof",
+                        expected: PROOF_BYTES,
+                        actual: b.proof.len(),
+                    });
                 }
                 Ok(Batch {
                     root: field("batches.root", Some(i), &b.root)?,

@@ -66,7 +66,12 @@ pub fn verify_one(vk: &VerifyingKey<Bls12_381>, statement: &Statement<'_>) -> bo
     let ic = input_commitment(vk, statement.inputs);
     // e(A, B) = e(alpha, beta) e(IC, gamma) e(C, delta), as one product with one final exponentiation.
     Bls12_381::multi_pairing(
-        [statement.proof.a, (-ic).into_affine(), (-statement.proof.c.into_group()).into_affine(), (-vk.alpha_g1.into_group()).into_affine()],
+        [
+            statement.proof.a,
+            (-ic).into_affine(),
+            (-statement.proof.c.into_group()).into_affine(),
+            (-vk.alpha_g1.into_group()).into_affine(),
+        ],
         [statement.proof.b, vk.gamma_g2, vk.delta_g2, vk.beta_g2],
     )
     .is_zero()

@@ -108,8 +108,7 @@ pub fn verify(verified: &VerifiedLiabilities, proof: &InclusionProof) -> Result<
     if !assets_match {
         return Err(InclusionError::AssetMismatch { expected: bundle.assets.clone() });
     }
-    let balances =
-        proof.balances.iter().map(|b| parse_amount(&b.asset, &b.amount)).collect::<Result<Vec<_>, _>>()?;
+    let balances = proof.balances.iter().map(|b| parse_amount(&b.asset, &b.amount)).collect::<Result<Vec<_>, _>>()?;
     if proof.leaf_index >= bundle.leaf_count {
         return Err(InclusionError::IndexOutOfRange { index: proof.leaf_index, leaf_count: bundle.leaf_count });
     }

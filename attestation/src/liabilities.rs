@@ -10,7 +10,6 @@ use crate::bundle::Bundle;
 use crate::commitment::{chain_end, chain_start};
 use crate::error::VerifyError;
 use crate::groth16::{verify_batch, Statement};
-use crate::tree::Levels;
 
 /// Public inputs of one batch proof, in order (spec §7).
 pub fn batch_public_inputs(prev_commitment: Fr, next_commitment: Fr, batch_root: Fr) -> [Fr; 3] {
@@ -57,7 +56,9 @@ pub fn verify(bundle: Bundle, expected_vk_sha256: Option<[u8; 32]>) -> Result<Ve
         }
     }
     if bundle.verifying_key.gamma_abc_g1.len() != 4 {
-        return Err(VerifyError::VerifyingKeyShape { actual: bundle.verifying_key.gamma_abc_g1.len().saturating_sub(1) });
+        return Err(VerifyError::VerifyingKeyShape {
+            actual: bundle.verifying_key.gamma_abc_g1.len().saturating_sub(1),
+        });
     }
     match bundle.batches.last() {
         Some(last) if last.sum_commitment == chain_end(&bundle.totals) => {}
@@ -76,7 +77,7 @@ pub fn verify(bundle: Bundle, expected_vk_sha256: Option<[u8; 32]>) -> Result<Ve
     let statements: Vec<Statement<'_>> =
         bundle.batches.iter().zip(&inputs).map(|(b, i)| Statement { proof: &b.proof, inputs: i }).collect();
     verify_batch(&bundle.verifying_key, &statements)?;
-    let top = Levels::build(bundle.batches.iter().map(|b| b.root).collect(), bundle.shape.top_depth);
+    let top = bundle.shape.build_top(bundle.batches.iter().map(|b| b.root).collect());
     if top.root() != bundle.root {
         return Err(VerifyError::RootMismatch);
     }

@@ -148,15 +148,8 @@ mod tests {
         let mut rng = test_rng();
         for width in 2..=MAX_WIDTH {
             let p = params(width).unwrap();
-            let config = PoseidonConfig::new(
-                FULL_ROUNDS,
-                p.partial_rounds,
-                ALPHA,
-                p.mds.clone(),
-                p.ark.clone(),
-                width - 1,
-                1,
-            );
+            let config =
+                PoseidonConfig::new(FULL_ROUNDS, p.partial_rounds, ALPHA, p.mds.clone(), p.ark.clone(), width - 1, 1);
             for _ in 0..4 {
                 let inputs: Vec<Fr> = (0..width - 1).map(|_| Fr::rand(&mut rng)).collect();
                 let mut sponge = PoseidonSponge::new(&config);

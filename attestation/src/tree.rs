@@ -55,18 +55,24 @@ impl TreeShape {
             return None;
         }
         let batch_count = leaf_count.div_ceil(batch_size);
-        let shape = Self {
-            batch_size,
-            batch_count,
-            batch_depth: depth_for(batch_size),
-            top_depth: depth_for(batch_count),
-        };
+        let shape =
+            Self { batch_size, batch_count, batch_depth: depth_for(batch_size), top_depth: depth_for(batch_count) };
         (shape.depth() <= MAX_DEPTH).then_some(shape)
     }
 
     /// Levels from a leaf to the root.
     pub fn depth(&self) -> u32 {
         self.batch_depth + self.top_depth
+    }
+
+    /// The subtree of one batch over its `batch_size` leaves (slots beyond them are empty).
+    pub fn build_batch(&self, leaves: Vec<Fr>) -> Levels {
+        Levels::build(leaves, 0, self.batch_depth)
+    }
+
+    /// The tree above the batch roots; its missing batches are empty subtrees of the batch height.
+    pub fn build_top(&self, batch_roots: Vec<Fr>) -> Levels {
+        Levels::build(batch_roots, self.batch_depth, self.top_depth)
     }
 
     /// Tree position of the account at `leaf_index` (its index in the round's leaf order).
@@ -76,17 +82,21 @@ impl TreeShape {
     }
 }
 
-/// Every level of a subtree built over `leaves`, padded on the right with empty subtrees.
+/// Every level of a subtree built over `nodes`, padded on the right with empty subtrees.
 #[derive(Clone, Debug)]
 pub struct Levels {
     levels: Vec<Vec<Fr>>,
+    /// Height in the whole tree of the bottom level (0 for leaves), which fixes the padding.
+    base_height: u32,
 }
 
 impl Levels {
-    /// Builds `height` levels above `leaves`, which must number at most `8^height`.
-    pub fn build(leaves: Vec<Fr>, height: u32) -> Self {
-        let mut levels = vec![leaves];
-        for h in 0..height {
+    /// Builds `height` levels above `nodes`, which sit at `base_height` in the whole tree and
+    /// must number at most `8^height`. Missing nodes at height `h` are `empty_root(h)`.
+    pub fn build(nodes: Vec<Fr>, base_height: u32, height: u32) -> Self {
+        debug_assert!((nodes.len() as u64) <= (ARITY as u64).saturating_pow(height));
+        let mut levels = vec![nodes];
+        for h in base_height..base_height + height {
             let Some(below) = levels.last() else { unreachable!("levels starts non-empty; qed.") };
             let empty = empty_root(h);
             let above = below
@@ -100,12 +110,13 @@ impl Levels {
             let above = if above.is_empty() { vec![empty_root(h + 1)] } else { above };
             levels.push(above);
         }
-        Self { levels }
+        Self { levels, base_height }
     }
 
     /// The subtree's root.
     pub fn root(&self) -> Fr {
-        self.levels.last().and_then(|l| l.first()).copied().unwrap_or_else(|| empty_root(0))
+        let top = self.base_height + self.levels.len() as u32 - 1;
+        self.levels.last().and_then(|l| l.first()).copied().unwrap_or_else(|| empty_root(top))
     }
 
     /// The leaves it was built over.
@@ -117,7 +128,7 @@ impl Levels {
     pub fn path(&self, mut index: usize) -> Vec<[Fr; ARITY - 1]> {
         let mut path = Vec::with_capacity(self.levels.len().saturating_sub(1));
         for (h, level) in self.levels.iter().take(self.levels.len().saturating_sub(1)).enumerate() {
-            let empty = empty_root(h as u32);
+            let empty = empty_root(self.base_height + h as u32);
             let first = index - index % ARITY;
             let mut siblings = [empty; ARITY - 1];
             let mut k = 0;
@@ -181,7 +192,7 @@ mod tests {
         for n in [1usize, 2, 7, 8, 9, 63, 64, 65, 100] {
             let leaves: Vec<Fr> = (0..n as u64).map(|i| Fr::from(i + 1)).collect();
             let height = depth_for(n as u64);
-            let levels = Levels::build(leaves.clone(), height);
+            let levels = Levels::build(leaves.clone(), 0, height);
             for (i, leaf) in leaves.iter().enumerate() {
                 let path = levels.path(i);
                 assert_eq!(path.len(), height as usize);
@@ -192,9 +203,28 @@ mod tests {
 
     #[test]
     fn empty_subtrees_agree_with_padding() {
-        let levels = Levels::build(vec![], 2);
+        let levels = Levels::build(vec![], 0, 2);
         assert_eq!(levels.root(), empty_root(2));
-        let one = Levels::build(vec![Fr::zero()], 2);
+        let one = Levels::build(vec![Fr::zero()], 0, 2);
         assert_eq!(one.root(), empty_root(2));
+    }
+
+    #[test]
+    fn the_top_tree_pads_with_empty_batch_subtrees() {
+        // Two batches of height 1 under a top of height 1: six missing batches are E_1.
+        let shape = TreeShape::new(8, 9).unwrap();
+        let roots = vec![Fr::from(1u64), Fr::from(2u64)];
+        let mut children = [empty_root(1); ARITY];
+        children[..2].copy_from_slice(&roots);
+        assert_eq!(shape.build_top(roots.clone()).root(), node(&children));
+        // And a whole tree built from the leaves agrees with batch subtrees plus the top.
+        let leaves: Vec<Fr> = (1..=9u64).map(Fr::from).collect();
+        let batch0 = shape.build_batch(leaves[..8].to_vec());
+        let batch1 = shape.build_batch(leaves[8..].to_vec());
+        let whole = Levels::build(leaves.clone(), 0, 2);
+        assert_eq!(shape.build_top(vec![batch0.root(), batch1.root()]).root(), whole.root());
+        let mut path = batch1.path(0);
+        path.extend(shape.build_top(vec![batch0.root(), batch1.root()]).path(1));
+        assert_eq!(path, whole.path(8));
     }
 }

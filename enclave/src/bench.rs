@@ -30,6 +30,12 @@ pub fn synthetic_ledger<R: Rng>(accounts: usize, assets: &[String], rng: &mut R)
     }
 }
 
+/// Resets the kernel's peak-RSS mark of this process (Linux `clear_refs` value 5), so the next
+/// [`peak_rss_bytes`] covers only what follows. Returns whether the kernel accepted it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// Peak resident memory of this process so far, from `/proc/self/status` (Linux).
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -61,8 +67,11 @@ pub struct BenchReport {
     pub prove_seconds: f64,
     /// Accounts proven per second.
     pub accounts_per_second: f64,
-    /// Peak resident memory of the process, bytes.
-    pub peak_rss_bytes: Option<u64>,
+    /// Peak resident memory during setup (including the process baseline), bytes.
+    pub setup_peak_rss_bytes: Option<u64>,
+    /// Peak resident memory while proving the round, with the keys loaded, bytes (None where the
+    /// peak could not be reset).
+    pub prove_peak_rss_bytes: Option<u64>,
     /// Compressed proving key, bytes.
     pub proving_key_bytes: usize,
     /// Compressed verifying key, bytes.
@@ -89,6 +98,8 @@ pub fn run<R: RngCore + CryptoRng>(
     let started = Instant::now();
     let keys = setup(shape, rng)?;
     let setup_seconds = started.elapsed().as_secs_f64();
+    let setup_peak_rss_bytes = peak_rss_bytes();
+    let reset = reset_peak_rss();
 
     let ledger = synthetic_ledger(shape.batch_size * batches, &assets, rng);
     let sample = crate::circuit::batch::BatchAssignment::placeholder(&shape);
@@ -103,6 +114,7 @@ pub fn run<R: RngCore + CryptoRng>(
     let started = Instant::now();
     let round = prove_round(&keys, ledger, round_id, rng, on_batch)?;
     let prove_seconds = started.elapsed().as_secs_f64();
+    let prove_peak_rss_bytes = if reset { peak_rss_bytes() } else { None };
 
     let bundle = &round.bundle;
     let mut prev = chain_start(&bundle.context());
@@ -151,7 +163,8 @@ pub fn run<R: RngCore + CryptoRng>(
         witness_seconds_per_batch,
         prove_seconds,
         accounts_per_second: accounts as f64 / prove_seconds,
-        peak_rss_bytes: peak_rss_bytes(),
+        setup_peak_rss_bytes,
+        prove_peak_rss_bytes,
         proving_key_bytes: size(&|v| {
             let _ = keys.proving_key.serialize_compressed(v);
         }),

@@ -64,8 +64,7 @@ struct Replay<'a>(&'a R1csBackend<Fr>);
 
 impl ConstraintSynthesizer<Fr> for Replay<'_> {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
-        let inputs =
-            self.0.inputs.iter().map(|v| cs.new_input_variable(|| Ok(*v))).collect::<Result<Vec<_>, _>>()?;
+        let inputs = self.0.inputs.iter().map(|v| cs.new_input_variable(|| Ok(*v))).collect::<Result<Vec<_>, _>>()?;
         let witnesses =
             self.0.witnesses.iter().map(|v| cs.new_witness_variable(|| Ok(*v))).collect::<Result<Vec<_>, _>>()?;
         let convert = |lc: &Lc<Fr>| -> LinearCombination<Fr> {

@@ -197,11 +197,17 @@ impl LedgerBuilder {
     /// A builder for the configured asset symbols; `limit` bounds the errors listed.
     pub fn new(assets: Vec<String>, limit: usize) -> Result<Self, LedgerError> {
         if assets.is_empty() || assets.len() > MAX_ASSETS {
-            return Err(LedgerError::Assets(format!("between 1 and {MAX_ASSETS} assets are needed, got {}", assets.len())));
+            return Err(LedgerError::Assets(format!(
+                "between 1 and {MAX_ASSETS} assets are needed, got {}",
+                assets.len()
+            )));
         }
         let mut asset_index = HashMap::new();
         for (i, a) in assets.iter().enumerate() {
-            if a.is_empty() || a.len() > attestation::bundle::MAX_SYMBOL_BYTES || asset_index.insert(a.clone(), i).is_some() {
+            if a.is_empty()
+                || a.len() > attestation::bundle::MAX_SYMBOL_BYTES
+                || asset_index.insert(a.clone(), i).is_some()
+            {
                 return Err(LedgerError::Assets(format!("asset symbol {a:?} is empty, too long or repeated")));
             }
         }

@@ -20,7 +20,11 @@ use rand::RngCore;
 const AUTO_MAX_LOG2_DOMAIN: u32 = 19;
 
 #[derive(Parser)]
-#[command(name = "solvency-enclave", version, about = "Proves an exchange's liabilities: Poseidon commitment and Groth16 batch proofs")]
+#[command(
+    name = "solvency-enclave",
+    version,
+    about = "Proves an exchange's liabilities: Poseidon commitment and Groth16 batch proofs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -130,7 +134,10 @@ fn progress(total: u64, what: &str) -> ProgressBar {
 }
 
 fn infer_assets(path: &PathBuf) -> anyhow::Result<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let mut assets = std::collections::BTreeSet::new();
     for record in reader.records().flatten() {
         if let Some(a) = record.get(1).filter(|a| !a.is_empty()) {
@@ -203,7 +210,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 println!("{summary:#}");
             } else {
                 println!("UNATTESTED liabilities bundle written to {}", out.join("bundle.cbor").display());
-                println!("round {}: {} accounts in {} batches of {}", hex::encode(b.round_id), b.leaf_count, b.batches.len(), batch_size);
+                println!(
+                    "round {}: {} accounts in {} batches of {}",
+                    hex::encode(b.round_id),
+                    b.leaf_count,
+                    b.batches.len(),
+                    batch_size
+                );
                 for (a, t) in b.assets.iter().zip(&b.totals) {
                     println!("  total {a}: {t}");
                 }
@@ -214,7 +227,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::CircuitInfo { batch_size, assets, json } => {
             let shape = BatchShape { batch_size, assets };
             if batch_size == 0 || assets == 0 || assets > attestation::bundle::MAX_ASSETS {
-                return Err(Refused(format!("batch size must be at least 1 and assets between 1 and {}", attestation::bundle::MAX_ASSETS)).into());
+                return Err(Refused(format!(
+                    "batch size must be at least 1 and assets between 1 and {}",
+                    attestation::bundle::MAX_ASSETS
+                ))
+                .into());
             }
             let size = circuit_size(&shape);
             let log2 = size.domain_size().trailing_zeros();
@@ -234,16 +251,28 @@ fn run(command: Command) -> anyhow::Result<()> {
             if json {
                 println!("{info:#}");
             } else {
-                println!("batch size {batch_size}, {assets} asset(s): {} constraints ({:.1} per account)", size.constraints, size.constraints as f64 / batch_size as f64);
-                println!("QAP domain 2^{log2} ({:.1}% full); the largest batch for this domain is {}", fill * 100.0, best.unwrap_or(0));
+                println!(
+                    "batch size {batch_size}, {assets} asset(s): {} constraints ({:.1} per account)",
+                    size.constraints,
+                    size.constraints as f64 / batch_size as f64
+                );
+                println!(
+                    "QAP domain 2^{log2} ({:.1}% full); the largest batch for this domain is {}",
+                    fill * 100.0,
+                    best.unwrap_or(0)
+                );
             }
             Ok(())
         }
         Command::Bench { batch_size, assets, batches, verify_statements, json } => {
             let bar = progress(batches as u64, "proving batches");
-            let report = enclave::bench::run(BatchShape { batch_size, assets }, batches, verify_statements, &mut OsRng, &mut |done, _| {
-                bar.set_position(done as u64)
-            })?;
+            let report = enclave::bench::run(
+                BatchShape { batch_size, assets },
+                batches,
+                verify_statements,
+                &mut OsRng,
+                &mut |done, _| bar.set_position(done as u64),
+            )?;
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

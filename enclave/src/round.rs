@@ -73,7 +73,7 @@ pub fn prove_round<R: RngCore + CryptoRng>(
             .collect();
         slots.resize(b, AccountSlot::padding(k));
         let leaves = slots.iter().map(|s| leaf_from_elements(s.commitment, &s.balances)).collect();
-        subtrees.push(Levels::build(leaves, shape.batch_depth));
+        subtrees.push(shape.build_batch(leaves));
         let mut sums = vec![0u128; k];
         for a in chunk {
             for (s, x) in sums.iter_mut().zip(&a.balances) {
@@ -88,15 +88,11 @@ pub fn prove_round<R: RngCore + CryptoRng>(
     // totals under blinder zero; every commitment in between is blinded at random.
     let n = batch_slots.len();
     let mut running = vec![0u128; k];
-    let context = RoundContext {
-        round_id: &round_id,
-        assets: &assets,
-        batch_size: b as u64,
-        leaf_count: accounts.len() as u64,
-    };
+    let context =
+        RoundContext { round_id: &round_id, assets: &assets, batch_size: b as u64, leaf_count: accounts.len() as u64 };
     let mut prev_blinder = context.element();
     let mut prev_commitment = sum_commitment(prev_blinder, &field_sums(&running));
-    let top = Levels::build(subtrees.iter().map(Levels::root).collect(), shape.top_depth);
+    let top = shape.build_top(subtrees.iter().map(Levels::root).collect());
     let mut batches = Vec::with_capacity(n);
     for (i, (slots, sums)) in batch_slots.into_iter().zip(&batch_sums).enumerate() {
         let prev_sums = field_sums(&running);

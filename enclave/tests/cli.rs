@@ -52,7 +52,15 @@ fn bad_rows_are_all_reported_and_nothing_is_written() {
 fn empty_ledger_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let input = write(dir.path(), "ledger.csv", "account_id,asset,amount\n");
-    let o = enclave(&["prove-offline", "--accounts", &input, "--assets", "BTC", "--out", dir.path().join("o").to_str().unwrap()]);
+    let o = enclave(&[
+        "prove-offline",
+        "--accounts",
+        &input,
+        "--assets",
+        "BTC",
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no rows"));
 }
@@ -66,7 +74,16 @@ fn a_good_ledger_is_proven_and_verifies() {
         "account_id,asset,amount\nalice,BTC,5\nalice,ETH,2\nbob/../x,ETH,7\nbob/../x,BTC,0\ncarol ü,BTC,18446744073709551615\n",
     );
     let out = dir.path().join("round");
-    let o = enclave(&["prove-offline", "--accounts", &input, "--out", out.to_str().unwrap(), "--batch-size", "2", "--json"]);
+    let o = enclave(&[
+        "prove-offline",
+        "--accounts",
+        &input,
+        "--out",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "2",
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["attestation"], "unattested");
@@ -82,7 +99,11 @@ fn a_good_ledger_is_proven_and_verifies() {
     }
     assert_eq!(std::fs::read_dir(out.join("inclusion")).unwrap().count(), 3);
     // No staging directory is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty());
 
     // A second run never overwrites the first.

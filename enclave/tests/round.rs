@@ -212,21 +212,21 @@ fn paths_to_padding_or_unproven_leaves_are_refused() {
     // in a tree the exchange made up: its root is not the verified one...
     let salt = Salt([5; 32]);
     let mallory = leaf(account_commitment("mallory", &salt), &[1, 1]);
-    let made_up = Levels::build(vec![mallory; 4], depth_for(4));
+    let made_up = Levels::build(vec![mallory; 4], 0, depth_for(4));
     let mut forged = last.clone();
     forged.account_id = "mallory".into();
     forged.salt = hex::encode(salt.0);
     forged.leaf_index = 0;
     forged.balances.iter_mut().for_each(|b| b.amount = "1".into());
     let mut path = made_up.path(0);
-    path.extend(Levels::build(vec![made_up.root(); 3], 1).path(0));
+    path.extend(Levels::build(vec![made_up.root(); 3], 1, 1).path(0));
     forged.path = attestation::inclusion::encode_path(&path);
     assert_eq!(inclusion::verify(&verified, &forged), Err(InclusionError::NotInTree));
 
     // ...and a bundle claiming that made-up tree's root is refused, because the verifier computes
     // every node above the batch roots itself.
     let mut claimed = round.bundle.clone();
-    claimed.root = Levels::build(vec![made_up.root(); 3], 1).root();
+    claimed.root = Levels::build(vec![made_up.root(); 3], 1, 1).root();
     assert_eq!(reverify(&claimed).unwrap_err(), VerifyError::RootMismatch);
     forged.root = element_to_hex(&claimed.root);
     assert_eq!(inclusion::verify(&verified, &forged), Err(InclusionError::WrongRoot));

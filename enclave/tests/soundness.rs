@@ -134,7 +134,7 @@ fn a_root_with_an_extra_uncounted_leaf_is_refused() {
     let mut a = honest_assignment(&SHAPE, &balances());
     let mut leaves: Vec<Fr> = a.accounts.iter().map(|x| leaf_from_elements(x.commitment, &x.balances)).collect();
     leaves[7] = leaf_from_elements(Fr::from(99u64), &[negative(1), Fr::from(0u64)]);
-    a.public.root = Levels::build(leaves, depth_for(8)).root();
+    a.public.root = Levels::build(leaves, 0, depth_for(8)).root();
     assert_eq!(violated(&a), Some("tree/root"));
 }
 

@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "solvency-verify", version, about = "Verifies solvency-enclave liabilities bundles and inclusion proofs")]
+#[command(
+    name = "solvency-verify",
+    version,
+    about = "Verifies solvency-enclave liabilities bundles and inclusion proofs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -143,7 +147,10 @@ fn run(command: Command) -> Result<(), Failure> {
                 println!("{out:#}");
             } else {
                 print_summary(&v);
-                println!("inclusion:   OK: account {:?} is leaf {} of the verified tree", included.account_id, included.leaf_index);
+                println!(
+                    "inclusion:   OK: account {:?} is leaf {} of the verified tree",
+                    included.account_id, included.leaf_index
+                );
                 for (a, x) in &included.balances {
                     println!("balance {a:<6} {x}");
                 }

@@ -226,10 +226,11 @@ impl<F: PrimeField> R1csBackend<F> {
     pub fn evaluate(&self, lc: &Lc<F>) -> F {
         let (constant, terms) = lc.parts();
         terms.iter().fold(constant, |acc, (v, k)| {
-            acc + *k * match v {
-                Var::Input(i) => self.inputs[*i as usize],
-                Var::Witness(i) => self.witnesses[*i as usize],
-            }
+            acc + *k
+                * match v {
+                    Var::Input(i) => self.inputs[*i as usize],
+                    Var::Witness(i) => self.witnesses[*i as usize],
+                }
         })
     }
 

@@ -13,9 +13,11 @@ use enclave::keys::{setup, ProvingKeys};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+type KeyCache = Mutex<HashMap<(usize, usize), Arc<ProvingKeys>>>;
+
 /// Keys for `shape`, set up once per test binary.
 pub fn keys(shape: BatchShape) -> Arc<ProvingKeys> {
-    static CACHE: OnceLock<Mutex<HashMap<(usize, usize), Arc<ProvingKeys>>>> = OnceLock::new();
+    static CACHE: OnceLock<KeyCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
     map.entry((shape.batch_size, shape.assets))
@@ -48,7 +50,7 @@ pub fn honest_assignment(shape: &BatchShape, balances: &[Vec<u64>]) -> BatchAssi
 /// The assignment whose public inputs are computed honestly from `accounts` (whatever they hold).
 pub fn assignment_for(shape: &BatchShape, accounts: Vec<AccountSlot>) -> BatchAssignment {
     let leaves = accounts.iter().map(|a| leaf_from_elements(a.commitment, &a.balances)).collect();
-    let root = Levels::build(leaves, depth_for(shape.batch_size as u64)).root();
+    let root = Levels::build(leaves, 0, depth_for(shape.batch_size as u64)).root();
     let prev_sums = vec![Fr::from(0u64); shape.assets];
     let mut sums = prev_sums.clone();
     for a in &accounts {
