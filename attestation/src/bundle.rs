@@ -135,6 +135,12 @@ impl Bundle {
         if !reader.is_empty() {
             return Err(BundleError::TrailingBytes { count: reader.len() });
         }
+        // One bundle, one encoding: other encodings of the same values (byte-string keys,
+        // indefinite or over-long lengths, another key order) are refused, so a bundle's hash
+        // identifies it.
+        if encode_wire(&wire) != bytes {
+            return Err(BundleError::NonCanonical);
+        }
         Self::from_wire(wire)
     }
 
@@ -160,7 +166,7 @@ impl Bundle {
                 return Err(BundleError::BadAsset { index: i, symbol: symbol.clone() });
             }
         }
-        if wire.batch_size as usize > MAX_BATCH_SIZE {
+        if wire.batch_size > MAX_BATCH_SIZE as u64 {
             return Err(BundleError::BatchSize { size: wire.batch_size, limit: MAX_BATCH_SIZE as u64 });
         }
         let shape = TreeShape::new(wire.batch_size, wire.leaf_count)

@@ -18,6 +18,9 @@ pub enum BundleError {
     /// Bytes after the bundle's single CBOR item.
     #[error("{count} trailing bytes after the bundle")]
     TrailingBytes { count: usize },
+    /// Valid CBOR of the right structure, but not the one canonical encoding of its values.
+    #[error("the bundle is not canonically encoded (spec §8.1)")]
+    NonCanonical,
     /// A `format` this verifier does not know.
     #[error("unknown bundle format {0:?}")]
     UnknownFormat(String),

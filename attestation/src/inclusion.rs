@@ -135,7 +135,7 @@ pub fn verify(verified: &VerifiedLiabilities, proof: &InclusionProof) -> Result<
     })
 }
 
-/// Hex of an element, for building proofs.
+/// A path's siblings as hex strings, the form inclusion proofs carry.
 pub fn encode_path(path: &[[Fr; ARITY - 1]]) -> Vec<Vec<String>> {
     path.iter().map(|level| level.iter().map(element_to_hex).collect()).collect()
 }

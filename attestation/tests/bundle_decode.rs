@@ -71,6 +71,27 @@ fn wrong_types_and_unknown_or_missing_fields_are_cbor_errors() {
 }
 
 #[test]
+fn other_encodings_of_the_same_values_are_refused() {
+    // "leaf_count" as a byte-string key instead of a text key.
+    let at = BUNDLE.windows(11).position(|w| w == b"jleaf_count").unwrap();
+    let mut bytes = BUNDLE.to_vec();
+    bytes[at] = 0x4a;
+    assert_eq!(Bundle::decode(&bytes), Err(BundleError::NonCanonical));
+    // batch_size 4 in a two-byte integer encoding instead of one byte.
+    let at = BUNDLE.windows(11).position(|w| w == b"batch_size\x04").unwrap() + 10;
+    let mut bytes = BUNDLE.to_vec();
+    bytes.splice(at..at + 1, [0x18, 0x04]);
+    assert_eq!(Bundle::decode(&bytes), Err(BundleError::NonCanonical));
+    // Keys in another order.
+    let value: ciborium::Value = ciborium::from_reader(BUNDLE).unwrap();
+    let ciborium::Value::Map(mut entries) = value else { panic!("bundle is a map") };
+    entries.reverse();
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&ciborium::Value::Map(entries), &mut bytes).unwrap();
+    assert_eq!(Bundle::decode(&bytes), Err(BundleError::NonCanonical));
+}
+
+#[test]
 fn field_by_field_defects_get_their_own_errors() {
     let mut w = wire();
     w.format = "solvency-enclave/liabilities/v9".into();

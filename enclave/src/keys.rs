@@ -62,6 +62,11 @@ pub fn largest_batch_for_domain(assets: usize, log2_domain: u32) -> Option<usize
 /// Replays recorded constraints into an arkworks constraint system.
 struct Replay<'a>(&'a R1csBackend<Fr>);
 
+/// The recorded circuit as an arkworks `ConstraintSynthesizer`.
+pub fn synthesizer(recorded: &R1csBackend<Fr>) -> impl ConstraintSynthesizer<Fr> + '_ {
+    Replay(recorded)
+}
+
 impl ConstraintSynthesizer<Fr> for Replay<'_> {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
         let inputs = self.0.inputs.iter().map(|v| cs.new_input_variable(|| Ok(*v))).collect::<Result<Vec<_>, _>>()?;

@@ -136,8 +136,8 @@ impl fmt::Display for RowError {
 #[allow(missing_docs)] // fields are named for what they hold
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LedgerError {
-    /// Rows were bad; the first `errors.len()` are listed, `omitted` more were counted.
-    #[error("{} bad rows{}:\n{}", .errors.len() + .omitted, if *.omitted > 0 { format!(" ({} not listed)", .omitted) } else { String::new() }, .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    /// Rows were bad; the first `errors.len()` problems are listed, `omitted` more were counted.
+    #[error("{} problem(s) in the input rows{}; nothing was proven:\n{}", .errors.len() + .omitted, if *.omitted > 0 { format!(" ({} not listed)", .omitted) } else { String::new() }, .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     BadRows { errors: Vec<RowError>, omitted: usize },
     /// The input held no rows.
     #[error("the input has no rows")]

@@ -9,7 +9,7 @@ use rand::{CryptoRng, RngCore};
 use crate::circuit::backend::WitnessBackend;
 use crate::circuit::batch::{synthesize, BatchAssignment};
 use crate::error::ProveError;
-use crate::keys::ProvingKeys;
+use crate::keys::{record, synthesizer, ProvingKeys};
 
 /// Computes the full assignment `[1, inputs, witnesses]` of a batch, checking every constraint.
 pub fn witness(keys: &ProvingKeys, assignment: &BatchAssignment, batch: usize) -> Result<Vec<Fr>, ProveError> {
@@ -50,4 +50,16 @@ pub fn prove_batch<R: RngCore + CryptoRng>(
         &full,
     )
     .map_err(|e| ProveError::Groth16(e.to_string()))
+}
+
+/// Proves one batch the standard arkworks way, synthesising the whole constraint system for this
+/// proof. Slower; kept as the reference the fast path is measured and tested against.
+pub fn prove_batch_by_synthesis<R: RngCore + CryptoRng>(
+    keys: &ProvingKeys,
+    assignment: &BatchAssignment,
+    rng: &mut R,
+) -> Result<Proof<Bls12_381>, ProveError> {
+    let recorded = record(&keys.shape, assignment);
+    Groth16::<Bls12_381>::create_random_proof_with_reduction(synthesizer(&recorded), &keys.proving_key, rng)
+        .map_err(|e| ProveError::Groth16(e.to_string()))
 }

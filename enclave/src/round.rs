@@ -1,6 +1,6 @@
-//! Proving a whole round: salting and shuffling the accounts, cutting them into batches, chaining
-//! the hidden running sums, building the tree, proving every batch, and producing the bundle and
-//! one inclusion proof per account.
+//! A whole round: planning it natively (shuffling and salting the accounts, cutting them into
+//! batches, the tree, the hidden running-sum chain), proving every batch, and producing the bundle
+//! and one inclusion proof per account.
 
 use ark_bls12_381::Fr;
 use ark_ff::{UniformRand, Zero};
@@ -13,11 +13,33 @@ use attestation::tree::{Levels, TreeShape};
 use rand::seq::SliceRandom;
 use rand::{CryptoRng, RngCore};
 
-use crate::circuit::batch::{AccountSlot, BatchAssignment, BatchPublic};
+use crate::circuit::batch::{AccountSlot, BatchAssignment, BatchPublic, BatchShape};
 use crate::error::ProveError;
 use crate::keys::ProvingKeys;
-use crate::ledger::Ledger;
+use crate::ledger::{Account, Ledger};
 use crate::prover::prove_batch;
+
+/// A round ready to prove: every batch's assignment and everything the outputs need.
+pub struct RoundPlan {
+    /// The round id.
+    pub round_id: [u8; 32],
+    /// Asset symbols.
+    pub assets: Vec<String>,
+    /// The accounts in leaf order (shuffled).
+    pub accounts: Vec<Account>,
+    /// Each account's salt, in leaf order.
+    pub salts: Vec<Salt>,
+    /// Where leaves and batches sit.
+    pub shape: TreeShape,
+    /// Each batch's subtree.
+    pub subtrees: Vec<Levels>,
+    /// The tree above the batch roots.
+    pub top: Levels,
+    /// Each batch's circuit assignment, in chain order.
+    pub assignments: Vec<BatchAssignment>,
+    /// Per-asset totals.
+    pub totals: Vec<u128>,
+}
 
 /// A proven round: the bundle and every account's inclusion proof.
 pub struct ProvedRound {
@@ -31,16 +53,14 @@ fn field_sums(sums: &[u128]) -> Vec<Fr> {
     sums.iter().map(|&s| Fr::from(s)).collect()
 }
 
-/// Proves `ledger` as round `round_id`. `on_batch(done, total)` is called after each proof.
-pub fn prove_round<R: RngCore + CryptoRng>(
-    keys: &ProvingKeys,
+/// Plans `ledger` as round `round_id` for circuits of `circuit` shape.
+pub fn plan_round<R: RngCore + CryptoRng>(
+    circuit: BatchShape,
     ledger: Ledger,
     round_id: [u8; 32],
     rng: &mut R,
-    on_batch: &mut dyn FnMut(usize, usize),
-) -> Result<ProvedRound, ProveError> {
-    let k = keys.shape.assets;
-    let b = keys.shape.batch_size;
+) -> Result<RoundPlan, ProveError> {
+    let (k, b) = (circuit.assets, circuit.batch_size);
     if ledger.assets.len() != k {
         return Err(ProveError::AssetCount { keys: k, ledger: ledger.assets.len() });
     }
@@ -58,11 +78,17 @@ pub fn prove_round<R: RngCore + CryptoRng>(
         })
         .collect();
 
-    // Native pass: slots, batch subtrees, per-batch sums.
-    let mut batch_slots = Vec::with_capacity(shape.batch_count as usize);
-    let mut subtrees = Vec::with_capacity(shape.batch_count as usize);
-    let mut batch_sums = Vec::with_capacity(shape.batch_count as usize);
-    for (chunk, chunk_salts) in accounts.chunks(b).zip(salts.chunks(b)) {
+    // The running-sum chain starts at the round context's public element over zero sums and ends
+    // at the totals under blinder zero; every commitment in between is blinded at random.
+    let context =
+        RoundContext { round_id: &round_id, assets: &assets, batch_size: b as u64, leaf_count: accounts.len() as u64 };
+    let batch_count = accounts.len().div_ceil(b);
+    let mut running = vec![0u128; k];
+    let mut prev_blinder = context.element();
+    let mut prev_commitment = sum_commitment(prev_blinder, &field_sums(&running));
+    let mut subtrees = Vec::with_capacity(batch_count);
+    let mut assignments = Vec::with_capacity(batch_count);
+    for (i, (chunk, chunk_salts)) in accounts.chunks(b).zip(salts.chunks(b)).enumerate() {
         let mut slots: Vec<AccountSlot> = chunk
             .iter()
             .zip(chunk_salts)
@@ -72,83 +98,89 @@ pub fn prove_round<R: RngCore + CryptoRng>(
             })
             .collect();
         slots.resize(b, AccountSlot::padding(k));
-        let leaves = slots.iter().map(|s| leaf_from_elements(s.commitment, &s.balances)).collect();
-        subtrees.push(shape.build_batch(leaves));
-        let mut sums = vec![0u128; k];
+        let subtree = shape.build_batch(slots.iter().map(|s| leaf_from_elements(s.commitment, &s.balances)).collect());
+        let prev_sums = field_sums(&running);
         for a in chunk {
-            for (s, x) in sums.iter_mut().zip(&a.balances) {
-                *s += u128::from(*x);
+            for (r, x) in running.iter_mut().zip(&a.balances) {
+                // Fewer than 2^64 accounts of values below 2^64 cannot overflow u128; qed.
+                *r += u128::from(*x);
             }
         }
-        batch_sums.push(sums);
-        batch_slots.push(slots);
-    }
-
-    // The running-sum chain: starts at the round's public element over zero sums, ends at the
-    // totals under blinder zero; every commitment in between is blinded at random.
-    let n = batch_slots.len();
-    let mut running = vec![0u128; k];
-    let context =
-        RoundContext { round_id: &round_id, assets: &assets, batch_size: b as u64, leaf_count: accounts.len() as u64 };
-    let mut prev_blinder = context.element();
-    let mut prev_commitment = sum_commitment(prev_blinder, &field_sums(&running));
-    let top = shape.build_top(subtrees.iter().map(Levels::root).collect());
-    let mut batches = Vec::with_capacity(n);
-    for (i, (slots, sums)) in batch_slots.into_iter().zip(&batch_sums).enumerate() {
-        let prev_sums = field_sums(&running);
-        for (r, s) in running.iter_mut().zip(sums) {
-            *r += *s;
-        }
-        let next_blinder = if i + 1 == n { Fr::zero() } else { Fr::rand(rng) };
+        let next_blinder = if i + 1 == batch_count { Fr::zero() } else { Fr::rand(rng) };
         let next_commitment = sum_commitment(next_blinder, &field_sums(&running));
-        let assignment = BatchAssignment {
-            public: BatchPublic { prev_commitment, next_commitment, root: subtrees[i].root() },
+        assignments.push(BatchAssignment {
+            public: BatchPublic { prev_commitment, next_commitment, root: subtree.root() },
             accounts: slots,
             prev_sums,
             prev_blinder,
             next_blinder,
-        };
-        let proof = prove_batch(keys, &assignment, i, rng)?;
-        batches.push(Batch { root: assignment.public.root, sum_commitment: next_commitment, proof });
-        on_batch(i + 1, n);
+        });
+        subtrees.push(subtree);
         prev_blinder = next_blinder;
         prev_commitment = next_commitment;
     }
+    let top = shape.build_top(subtrees.iter().map(Levels::root).collect());
+    Ok(RoundPlan { round_id, assets, accounts, salts, shape, subtrees, top, assignments, totals: running })
+}
 
-    let root = top.root();
-    let round_hex = hex::encode(round_id);
-    let root_hex = element_to_hex(&root);
-    let inclusion = accounts
-        .iter()
-        .zip(&salts)
-        .enumerate()
-        .map(|(index, (account, salt))| {
-            let mut path = subtrees[index / b].path(index % b);
-            path.extend(top.path(index / b));
-            InclusionProof {
-                format: FORMAT_V1.to_owned(),
-                round_id: round_hex.clone(),
-                root: root_hex.clone(),
-                account_id: account.id.clone(),
-                salt: hex::encode(salt.0),
-                balances: assets
-                    .iter()
-                    .zip(&account.balances)
-                    .map(|(asset, amount)| Balance { asset: asset.clone(), amount: amount.to_string() })
-                    .collect(),
-                leaf_index: index as u64,
-                path: encode_path(&path),
-            }
-        })
-        .collect();
+impl RoundPlan {
+    /// One inclusion proof per account, in leaf order.
+    pub fn inclusion_proofs(&self) -> Vec<InclusionProof> {
+        let b = self.shape.batch_size as usize;
+        let round_id = hex::encode(self.round_id);
+        let root = element_to_hex(&self.top.root());
+        self.accounts
+            .iter()
+            .zip(&self.salts)
+            .enumerate()
+            .map(|(index, (account, salt))| {
+                let mut path = self.subtrees[index / b].path(index % b);
+                path.extend(self.top.path(index / b));
+                InclusionProof {
+                    format: FORMAT_V1.to_owned(),
+                    round_id: round_id.clone(),
+                    root: root.clone(),
+                    account_id: account.id.clone(),
+                    salt: hex::encode(salt.0),
+                    balances: self
+                        .assets
+                        .iter()
+                        .zip(&account.balances)
+                        .map(|(asset, amount)| Balance { asset: asset.clone(), amount: amount.to_string() })
+                        .collect(),
+                    leaf_index: index as u64,
+                    path: encode_path(&path),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Proves `ledger` as round `round_id`. `on_batch(done, total)` is called after each proof.
+pub fn prove_round<R: RngCore + CryptoRng>(
+    keys: &ProvingKeys,
+    ledger: Ledger,
+    round_id: [u8; 32],
+    rng: &mut R,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<ProvedRound, ProveError> {
+    let plan = plan_round(keys.shape, ledger, round_id, rng)?;
+    let total = plan.assignments.len();
+    let mut batches = Vec::with_capacity(total);
+    for (i, assignment) in plan.assignments.iter().enumerate() {
+        let proof = prove_batch(keys, assignment, i, rng)?;
+        batches.push(Batch { root: assignment.public.root, sum_commitment: assignment.public.next_commitment, proof });
+        on_batch(i + 1, total);
+    }
+    let inclusion = plan.inclusion_proofs();
     let bundle = Bundle {
         attestation: UNATTESTED.to_owned(),
         round_id,
-        assets,
-        leaf_count: accounts.len() as u64,
-        totals: running,
-        root,
-        shape,
+        leaf_count: plan.accounts.len() as u64,
+        totals: plan.totals,
+        root: plan.top.root(),
+        shape: plan.shape,
+        assets: plan.assets,
         verifying_key: keys.verifying_key().clone(),
         batches,
     };

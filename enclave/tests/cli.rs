@@ -34,7 +34,7 @@ fn bad_rows_are_all_reported_and_nothing_is_written() {
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let stderr = String::from_utf8_lossy(&o.stderr);
     for expected in [
-        "7 bad rows",
+        "7 problem(s) in the input rows; nothing was proven",
         "row 3 (account \"bob\"): amount: negative amount \"-3\"",
         "row 4 (account \"carol\"): amount: amount \"18446744073709551616\" is 2^64 or more base units",
         "row 5 (account \"dave\"): amount: amount \"1.5\" is not an integer number of base units",

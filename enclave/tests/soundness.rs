@@ -6,13 +6,15 @@ mod common;
 use ark_bls12_381::Fr;
 use ark_ff::{BigInteger, Field, PrimeField};
 use attestation::commitment::{leaf_from_elements, sum_commitment};
+use attestation::groth16::{verify_one, Statement};
+use attestation::liabilities::batch_public_inputs;
 use attestation::tree::{depth_for, Levels};
 use common::{assignment_for, honest_assignment, keys, rng};
 use enclave::circuit::backend::Unsatisfied;
 use enclave::circuit::batch::{BatchAssignment, BatchShape};
 use enclave::error::ProveError;
 use enclave::keys::{arkworks_satisfied, record};
-use enclave::prover::prove_batch;
+use enclave::prover::{prove_batch, prove_batch_by_synthesis};
 
 const SHAPE: BatchShape = BatchShape { batch_size: 8, assets: 2 };
 
@@ -34,10 +36,19 @@ fn negative(x: u64) -> Fr {
 }
 
 #[test]
-fn honest_witness_satisfies_and_proves() {
+fn honest_witness_satisfies_and_both_provers_make_valid_proofs() {
     let a = honest_assignment(&SHAPE, &balances());
     assert_eq!(violated(&a), None);
-    assert!(prove_batch(&keys(SHAPE), &a, 0, &mut rng(1)).is_ok());
+    let keys = keys(SHAPE);
+    let inputs = batch_public_inputs(a.public.prev_commitment, a.public.next_commitment, a.public.root);
+    let fast = prove_batch(&keys, &a, 0, &mut rng(1)).unwrap();
+    let reference = prove_batch_by_synthesis(&keys, &a, &mut rng(1)).unwrap();
+    for proof in [&fast, &reference] {
+        assert!(verify_one(keys.verifying_key(), &Statement { proof, inputs: &inputs }));
+    }
+    let mut wrong = inputs;
+    wrong[2] += Fr::from(1u64);
+    assert!(!verify_one(keys.verifying_key(), &Statement { proof: &fast, inputs: &wrong }));
 }
 
 #[test]
