@@ -1,7 +1,8 @@
 //! Malformed and tampered bundles against the checked-in bundle produced by `solvency-enclave
 //! prove-offline` (see `tests/data/README.md`): every defect gets its typed error, none panics.
 
-use ark_bls12_381::{G1Affine, G2Affine};
+use ark_bls12_381::G1Affine;
+use ark_ec::short_weierstrass::{Affine, SWCurveConfig};
 use ark_ff::{Field, PrimeField};
 use ark_serialize::CanonicalSerialize;
 use attestation::bundle::{encode_wire, Bundle, BundleWire, FORMAT_V1};
@@ -156,41 +157,29 @@ fn field_by_field_defects_get_their_own_errors() {
 
 use ark_ff::BigInteger;
 
-/// A point on the curve y² = x³ + 4 that is not in the prime-order subgroup.
-fn g1_outside_subgroup() -> G1Affine {
-    let mut x = ark_bls12_381::Fq::from(1u64);
+/// The first point (by x = 1, 2, ..) on the curve that is not in the prime-order subgroup.
+fn outside_subgroup<P: SWCurveConfig>() -> Affine<P> {
+    let mut x = P::BaseField::ONE;
     loop {
-        if let Some(p) = G1Affine::get_point_from_x_unchecked(x, false) {
+        if let Some(p) = Affine::<P>::get_point_from_x_unchecked(x, false) {
             if !p.is_in_correct_subgroup_assuming_on_curve() {
                 return p;
             }
         }
-        x += ark_bls12_381::Fq::ONE;
-    }
-}
-
-fn g2_outside_subgroup() -> G2Affine {
-    let mut x = ark_bls12_381::Fq2::from(1u64);
-    loop {
-        if let Some(p) = G2Affine::get_point_from_x_unchecked(x, false) {
-            if !p.is_in_correct_subgroup_assuming_on_curve() {
-                return p;
-            }
-        }
-        x += ark_bls12_381::Fq2::ONE;
+        x += P::BaseField::ONE;
     }
 }
 
 #[test]
 fn proof_points_outside_the_subgroup_or_off_the_curve_are_refused() {
     let mut bad_a = Vec::new();
-    g1_outside_subgroup().serialize_compressed(&mut bad_a).unwrap();
+    outside_subgroup::<ark_bls12_381::g1::Config>().serialize_compressed(&mut bad_a).unwrap();
     let mut w = wire();
     w.batches[0].proof[..48].copy_from_slice(&bad_a);
     assert_eq!(decode(&w), Err(BundleError::BadProofEncoding { index: 0 }));
 
     let mut bad_b = Vec::new();
-    g2_outside_subgroup().serialize_compressed(&mut bad_b).unwrap();
+    outside_subgroup::<ark_bls12_381::g2::Config>().serialize_compressed(&mut bad_b).unwrap();
     let mut w = wire();
     w.batches[1].proof[48..144].copy_from_slice(&bad_b);
     assert_eq!(decode(&w), Err(BundleError::BadProofEncoding { index: 1 }));

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::circuit::batch::BatchShape;
 use crate::error::ProveError;
-use crate::keys::setup;
+use crate::keys::{setup, ProvingKeys};
 use crate::ledger::{Account, Ledger};
 use crate::prover::{prove_batch, prove_batch_by_synthesis, witness};
 use crate::round::{plan_round, prove_round};
@@ -28,12 +28,6 @@ pub fn synthetic_ledger<R: Rng>(accounts: usize, assets: &[String], rng: &mut R)
             })
             .collect(),
     }
-}
-
-/// Resets the kernel's peak-RSS mark of this process (Linux `clear_refs` value 5), so the next
-/// [`peak_rss_bytes`] covers only what follows. Returns whether the kernel accepted it.
-pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Peak resident memory of this process so far, from `/proc/self/status` (Linux).
@@ -59,8 +53,10 @@ pub struct BenchReport {
     pub constraints_per_account: f64,
     /// QAP domain size.
     pub domain_size: usize,
-    /// Groth16 setup, seconds.
-    pub setup_seconds: f64,
+    /// Groth16 setup, seconds (absent when the keys were loaded).
+    pub setup_seconds: Option<f64>,
+    /// Loading the keys from a file and re-deriving the matrices, seconds (absent after setup).
+    pub load_keys_seconds: Option<f64>,
     /// Native witness generation for one batch, seconds.
     pub witness_seconds_per_batch: f64,
     /// One batch proven by our path (native witness, matrices from setup), seconds.
@@ -73,11 +69,11 @@ pub struct BenchReport {
     pub prove_seconds: f64,
     /// Accounts proven per second.
     pub accounts_per_second: f64,
-    /// Peak resident memory during setup (including the process baseline), bytes.
-    pub setup_peak_rss_bytes: Option<u64>,
-    /// Peak resident memory while proving the round, with the keys loaded, bytes (None where the
-    /// peak could not be reset).
-    pub prove_peak_rss_bytes: Option<u64>,
+    /// Peak resident memory of the process up to the end of the round (keys, matrices and
+    /// proving; with `--keys`, no setup), bytes.
+    pub peak_rss_after_round_bytes: Option<u64>,
+    /// Peak resident memory of the whole process, including the full-synthesis baseline, bytes.
+    pub peak_rss_bytes: Option<u64>,
     /// Compressed proving key, bytes.
     pub proving_key_bytes: usize,
     /// Compressed verifying key, bytes.
@@ -92,20 +88,32 @@ pub struct BenchReport {
     pub verify_batched_ms: f64,
 }
 
-/// Runs the benchmark: setup for `shape`, then a round of `batches` full batches.
+/// Where the benchmark's keys come from.
+pub enum KeySource {
+    /// A fresh setup for this shape.
+    Setup(BatchShape),
+    /// Keys loaded from a file (measures proving without setup in the process).
+    Loaded(Box<ProvingKeys>, f64),
+}
+
+/// Runs the benchmark: keys from `source`, then a round of `batches` full batches.
 pub fn run<R: RngCore + CryptoRng>(
-    shape: BatchShape,
+    source: KeySource,
     batches: usize,
     batched_statements: usize,
     rng: &mut R,
     on_batch: &mut dyn FnMut(usize, usize),
-) -> Result<BenchReport, ProveError> {
+) -> Result<(BenchReport, ProvingKeys), ProveError> {
+    let (keys, setup_seconds, load_keys_seconds) = match source {
+        KeySource::Setup(shape) => {
+            let started = Instant::now();
+            let keys = setup(shape, rng)?;
+            (keys, Some(started.elapsed().as_secs_f64()), None)
+        }
+        KeySource::Loaded(keys, seconds) => (*keys, None, Some(seconds)),
+    };
+    let shape = keys.shape;
     let assets: Vec<String> = (0..shape.assets).map(|i| format!("A{i}")).collect();
-    let started = Instant::now();
-    let keys = setup(shape, rng)?;
-    let setup_seconds = started.elapsed().as_secs_f64();
-    let setup_peak_rss_bytes = peak_rss_bytes();
-    let reset = reset_peak_rss();
 
     let mut round_id = [0u8; 32];
     rng.fill_bytes(&mut round_id);
@@ -114,7 +122,7 @@ pub fn run<R: RngCore + CryptoRng>(
     let started = Instant::now();
     let round = prove_round(&keys, ledger, round_id, rng, on_batch)?;
     let prove_seconds = started.elapsed().as_secs_f64();
-    let prove_peak_rss_bytes = if reset { peak_rss_bytes() } else { None };
+    let peak_rss_after_round_bytes = peak_rss_bytes();
 
     // One more batch, proven both ways in this process.
     let sample = plan_round(shape, synthetic_ledger(shape.batch_size, &assets, rng), round_id, rng)?;
@@ -165,7 +173,7 @@ pub fn run<R: RngCore + CryptoRng>(
         x(&mut v);
         v.len()
     };
-    Ok(BenchReport {
+    let report = BenchReport {
         batch_size: shape.batch_size,
         assets: shape.assets,
         batches,
@@ -173,14 +181,15 @@ pub fn run<R: RngCore + CryptoRng>(
         constraints_per_account: keys.size.constraints as f64 / shape.batch_size as f64,
         domain_size: keys.size.domain_size(),
         setup_seconds,
+        load_keys_seconds,
         witness_seconds_per_batch,
         fast_batch_seconds,
         synthesis_batch_seconds,
         speedup_over_synthesis: synthesis_batch_seconds / fast_batch_seconds,
         prove_seconds,
         accounts_per_second: accounts as f64 / prove_seconds,
-        setup_peak_rss_bytes,
-        prove_peak_rss_bytes,
+        peak_rss_after_round_bytes,
+        peak_rss_bytes: peak_rss_bytes(),
         proving_key_bytes: size(&|v| {
             let _ = keys.proving_key.serialize_compressed(v);
         }),
@@ -193,5 +202,6 @@ pub fn run<R: RngCore + CryptoRng>(
         verify_one_ms,
         batched_statements: many.len(),
         verify_batched_ms,
-    })
+    };
+    Ok((report, keys))
 }

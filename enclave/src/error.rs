@@ -24,3 +24,24 @@ pub enum ProveError {
     #[error("Groth16: {0}")]
     Groth16(String),
 }
+
+/// Why a proving-keys file could not be read or written.
+#[allow(missing_docs)] // fields are named for what they hold
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file does not start with the keys-file magic.
+    #[error("not a solvency-enclave proving-keys file")]
+    NotAKeyFile,
+    /// The contents do not decode, or do not fit the declared circuit.
+    #[error("malformed proving keys: {0}")]
+    Malformed(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+impl KeyFileError {
+    pub(crate) fn io(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}

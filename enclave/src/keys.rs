@@ -3,13 +3,15 @@
 
 use ark_bls12_381::{Bls12_381, Fr};
 use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
+use std::io::{Read, Write};
+
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
-use ark_relations::utils::matrix::Matrix;
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use rand::{CryptoRng, RngCore};
 
-use crate::circuit::backend::{Lc, R1csBackend, Var};
+use crate::circuit::backend::{Lc, Matrix, MatrixBackend, R1csBackend, Var};
 use crate::circuit::batch::{synthesize, BatchAssignment, BatchShape};
-use crate::error::ProveError;
+use crate::error::{KeyFileError, ProveError};
 
 /// Sizes of the batch circuit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -129,6 +131,13 @@ impl ProvingKeys {
     }
 }
 
+/// The constraint matrices of `shape`, written row by row without keeping the constraints.
+pub fn matrices(shape: &BatchShape) -> Result<[Matrix<Fr>; 3], ProveError> {
+    let mut cs = MatrixBackend::default();
+    synthesize(&mut cs, shape, &BatchAssignment::placeholder(shape));
+    cs.into_matrices().ok_or(ProveError::Groth16("the circuit allocated an input after a witness".into()))
+}
+
 /// Runs a fresh circuit-specific Groth16 setup for `shape`. The toxic waste lives only inside
 /// this call; whoever runs it must be trusted not to keep it (attested setup comes with the
 /// enclave issue).
@@ -141,6 +150,63 @@ pub fn setup<R: RngCore + CryptoRng>(shape: BatchShape, rng: &mut R) -> Result<P
         inputs: recorded.inputs.len(),
         witnesses: recorded.witnesses.len(),
     };
-    let matrices = recorded.matrices();
+    drop(recorded);
+    let matrices = matrices(&shape)?;
     Ok(ProvingKeys { shape, proving_key, matrices, size })
+}
+
+/// First bytes of a proving-keys file.
+const KEYS_MAGIC: &[u8] = b"solvency-enclave/proving-keys/v1\n";
+
+impl ProvingKeys {
+    /// Writes the keys: magic, batch size and asset count (u64 LE), then the proving key in
+    /// arkworks' uncompressed encoding. The matrices are not stored; they are re-derived.
+    pub fn write_to<W: Write>(&self, mut w: W) -> Result<(), KeyFileError> {
+        w.write_all(KEYS_MAGIC).map_err(KeyFileError::io)?;
+        w.write_all(&(self.shape.batch_size as u64).to_le_bytes()).map_err(KeyFileError::io)?;
+        w.write_all(&(self.shape.assets as u64).to_le_bytes()).map_err(KeyFileError::io)?;
+        self.proving_key.serialize_uncompressed(&mut w).map_err(|e| KeyFileError::Malformed(e.to_string()))?;
+        w.flush().map_err(KeyFileError::io)
+    }
+
+    /// Reads keys written by [`ProvingKeys::write_to`] and re-derives the matrices. Points are not
+    /// subgroup-checked: the file is the operator's own, and a damaged key can only produce
+    /// proofs that fail to verify, never false ones (soundness rests on the verifying key the
+    /// verifier pins).
+    pub fn read_from<R: Read>(mut r: R) -> Result<Self, KeyFileError> {
+        let mut magic = vec![0u8; KEYS_MAGIC.len()];
+        r.read_exact(&mut magic).map_err(KeyFileError::io)?;
+        if magic != KEYS_MAGIC {
+            return Err(KeyFileError::NotAKeyFile);
+        }
+        let mut word = [0u8; 8];
+        r.read_exact(&mut word).map_err(KeyFileError::io)?;
+        let batch_size = u64::from_le_bytes(word);
+        r.read_exact(&mut word).map_err(KeyFileError::io)?;
+        let assets = u64::from_le_bytes(word);
+        if batch_size == 0
+            || batch_size > attestation::tree::MAX_BATCH_SIZE as u64
+            || assets == 0
+            || assets > attestation::bundle::MAX_ASSETS as u64
+        {
+            return Err(KeyFileError::Malformed(format!("batch size {batch_size} with {assets} assets")));
+        }
+        let shape = BatchShape { batch_size: batch_size as usize, assets: assets as usize };
+        let proving_key = ProvingKey::<Bls12_381>::deserialize_uncompressed_unchecked(&mut r)
+            .map_err(|e| KeyFileError::Malformed(e.to_string()))?;
+        let mut rest = [0u8; 1];
+        if r.read(&mut rest).map_err(KeyFileError::io)? != 0 {
+            return Err(KeyFileError::Malformed("trailing bytes".into()));
+        }
+        let size = circuit_size(&shape);
+        if proving_key.vk.gamma_abc_g1.len() != 1 + size.inputs
+            || proving_key.a_query.len() != 1 + size.inputs + size.witnesses
+        {
+            return Err(KeyFileError::Malformed(format!(
+                "the key is not for batch size {batch_size} with {assets} assets"
+            )));
+        }
+        let matrices = matrices(&shape).map_err(|e| KeyFileError::Malformed(e.to_string()))?;
+        Ok(Self { shape, proving_key, matrices, size })
+    }
 }

@@ -45,9 +45,13 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         assets: Option<Vec<String>>,
         /// Accounts per batch proof; default: the smallest circuit that holds every account,
-        /// up to the largest that fits a 2^19 domain.
+        /// up to the largest that fits a 2^19 domain (or the size the --keys file was made for).
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Proving-keys file: used if it exists (so rounds share one verifying key), otherwise
+        /// created by a fresh setup. Without it every run makes new keys.
+        #[arg(long)]
+        keys: Option<PathBuf>,
         /// Bad rows listed before the rest are only counted.
         #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
         max_errors: usize,
@@ -70,11 +74,17 @@ enum Command {
     /// Benchmark setup, proving and verification on a synthetic ledger.
     Bench {
         /// Accounts per batch.
-        #[arg(long)]
-        batch_size: usize,
+        #[arg(long, required_unless_present = "keys")]
+        batch_size: Option<usize>,
         /// Assets per account.
         #[arg(long, default_value_t = 1)]
         assets: usize,
+        /// Load keys from this file instead of running setup (measures proving alone).
+        #[arg(long, conflicts_with_all = ["batch_size", "save_keys"])]
+        keys: Option<PathBuf>,
+        /// Save the keys made by setup to this file.
+        #[arg(long)]
+        save_keys: Option<PathBuf>,
         /// Batches to prove.
         #[arg(long, default_value_t = 2)]
         batches: usize,
@@ -150,6 +160,12 @@ fn infer_assets(path: &PathBuf) -> anyhow::Result<Vec<String>> {
     Ok(assets.into_iter().collect())
 }
 
+fn load_keys(path: &std::path::Path) -> anyhow::Result<enclave::keys::ProvingKeys> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    enclave::keys::ProvingKeys::read_from(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", path.display()))
+}
+
 fn auto_batch_size(accounts: usize, assets: usize) -> anyhow::Result<usize> {
     let mut best = None;
     for log2 in 10..=AUTO_MAX_LOG2_DOMAIN {
@@ -165,7 +181,7 @@ fn auto_batch_size(accounts: usize, assets: usize) -> anyhow::Result<usize> {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::ProveOffline { accounts, out, assets, batch_size, max_errors, json } => {
+        Command::ProveOffline { accounts, out, assets, batch_size, keys: keys_path, max_errors, json } => {
             let assets = match assets {
                 Some(a) => a,
                 None => infer_assets(&accounts)?,
@@ -177,14 +193,38 @@ fn run(command: Command) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             };
             let k = ledger.assets.len();
-            let batch_size = match batch_size {
-                Some(b) => b,
-                None => auto_batch_size(ledger.accounts.len(), k)?,
-            };
-            let shape = BatchShape { batch_size, assets: k };
             let accounts_n = ledger.accounts.len();
-            tracing::info!(accounts = accounts_n, assets = k, batch_size, "ledger read; running Groth16 setup");
-            let keys = setup(shape, &mut OsRng)?;
+            let keys = match &keys_path {
+                Some(path) if path.exists() => {
+                    let keys = load_keys(path)?;
+                    if keys.shape.assets != k || batch_size.is_some_and(|b| b != keys.shape.batch_size) {
+                        return Err(Refused(format!(
+                            "{} holds keys for batch size {} with {} assets; this run needs {} assets{}",
+                            path.display(),
+                            keys.shape.batch_size,
+                            keys.shape.assets,
+                            k,
+                            batch_size.map(|b| format!(" and batch size {b}")).unwrap_or_default()
+                        ))
+                        .into());
+                    }
+                    keys
+                }
+                _ => {
+                    let batch_size = match batch_size {
+                        Some(b) => b,
+                        None => auto_batch_size(accounts_n, k)?,
+                    };
+                    tracing::info!(accounts = accounts_n, assets = k, batch_size, "running Groth16 setup");
+                    let keys = setup(BatchShape { batch_size, assets: k }, &mut OsRng)?;
+                    if let Some(path) = &keys_path {
+                        enclave::output::write_keys(path, &keys)?;
+                        tracing::info!(path = %path.display(), "proving keys saved");
+                    }
+                    keys
+                }
+            };
+            let batch_size = keys.shape.batch_size;
             let batches = accounts_n.div_ceil(batch_size);
             let bar = progress(batches as u64, "proving batches");
             let mut round_id = [0u8; 32];
@@ -206,6 +246,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     "batch_size": batch_size,
                     "batches": b.batches.len(),
                     "root": attestation::commitment::element_to_hex(&b.root),
+                    "verifying_key_sha256": hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key)),
                 });
                 println!("{summary:#}");
             } else {
@@ -221,6 +262,10 @@ fn run(command: Command) -> anyhow::Result<()> {
                     println!("  total {a}: {t}");
                 }
                 println!("inclusion proofs: {}", out.join("inclusion").display());
+                println!(
+                    "verifying key SHA-256 (pin it with --expect-vk-sha256): {}",
+                    hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key))
+                );
             }
             Ok(())
         }
@@ -264,16 +309,25 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { batch_size, assets, batches, verify_statements, json } => {
+        Command::Bench { batch_size, assets, keys, save_keys, batches, verify_statements, json } => {
+            let source = match (keys, batch_size) {
+                (Some(path), _) => {
+                    let started = std::time::Instant::now();
+                    let keys = load_keys(&path)?;
+                    enclave::bench::KeySource::Loaded(Box::new(keys), started.elapsed().as_secs_f64())
+                }
+                (None, Some(batch_size)) => enclave::bench::KeySource::Setup(BatchShape { batch_size, assets }),
+                (None, None) => return Err(Refused("--batch-size or --keys is required".into()).into()),
+            };
             let bar = progress(batches as u64, "proving batches");
-            let report = enclave::bench::run(
-                BatchShape { batch_size, assets },
-                batches,
-                verify_statements,
-                &mut OsRng,
-                &mut |done, _| bar.set_position(done as u64),
-            )?;
+            let (report, keys) =
+                enclave::bench::run(source, batches, verify_statements, &mut OsRng, &mut |done, _| {
+                    bar.set_position(done as u64)
+                })?;
             bar.finish_and_clear();
+            if let Some(path) = save_keys {
+                enclave::output::write_keys(&path, &keys)?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

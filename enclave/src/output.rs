@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use attestation::inclusion::file_name;
 
+use crate::error::KeyFileError;
+use crate::keys::ProvingKeys;
 use crate::round::ProvedRound;
 
 /// Why the output could not be written.
@@ -35,6 +37,48 @@ fn sync_dir(path: &Path) -> Result<(), OutputError> {
     io("fsync", path, File::open(path).and_then(|d| d.sync_all()))
 }
 
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes proving keys to `path` atomically (temporary file, fsync, rename, fsync directory).
+/// An existing file is never replaced.
+pub fn write_keys(path: &Path, keys: &ProvingKeys) -> Result<(), OutputError> {
+    if path.exists() {
+        return Err(OutputError::Exists(path.to_owned()));
+    }
+    let parent = parent_of(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "keys".into());
+    let staging = parent.join(format!(".{name}.partial"));
+    let result = (|| {
+        let file = io("create", &staging, File::create(&staging))?;
+        let mut writer = std::io::BufWriter::new(file);
+        keys.write_to(&mut writer).map_err(|e| match e {
+            KeyFileError::Io(source) => OutputError::Io { op: "write", path: staging.clone(), source },
+            other => OutputError::Io {
+                op: "encode",
+                path: staging.clone(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        let file = writer.into_inner().map_err(|e| OutputError::Io {
+            op: "write",
+            path: staging.clone(),
+            source: e.into_error(),
+        })?;
+        io("fsync", &staging, file.sync_all())?;
+        io("rename", path, fs::rename(&staging, path))?;
+        sync_dir(&parent)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&staging);
+    }
+    result
+}
+
 /// Writes `DIR/bundle.cbor` and `DIR/inclusion/<account>.json` for every account.
 pub fn write_round(dir: &Path, round: &ProvedRound) -> Result<(), OutputError> {
     if let Ok(mut entries) = fs::read_dir(dir) {
@@ -44,10 +88,7 @@ pub fn write_round(dir: &Path, round: &ProvedRound) -> Result<(), OutputError> {
     } else if dir.exists() {
         return Err(OutputError::Exists(dir.to_owned()));
     }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let parent = parent_of(dir);
     io("create", &parent, fs::create_dir_all(&parent))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "round".into());
     let staging = parent.join(format!(".{name}.partial-{}", hex::encode(round.bundle.round_id)));

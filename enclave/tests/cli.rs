@@ -125,3 +125,43 @@ fn circuit_info_reports_sizes() {
     assert!(info["largest_batch_size_for_this_domain"].as_u64().unwrap() >= 64);
     assert_eq!(enclave(&["circuit-info", "--batch-size", "0"]).status.code(), Some(1));
 }
+
+#[test]
+fn rounds_proven_with_a_keys_file_share_one_verifying_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "ledger.csv", "account_id,asset,amount\nalice,BTC,5\nbob,BTC,7\n");
+    let keys = dir.path().join("keys.bin");
+    let mut pins = Vec::new();
+    for round in ["r1", "r2"] {
+        let out = dir.path().join(round);
+        let o = enclave(&[
+            "prove-offline",
+            "--accounts",
+            &input,
+            "--out",
+            out.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--batch-size",
+            "2",
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        pins.push(summary["verifying_key_sha256"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(pins[0], pins[1]);
+    // Keys for one asset cannot prove a two-asset ledger.
+    let two = write(dir.path(), "two.csv", "account_id,asset,amount\nalice,BTC,5\nbob,ETH,7\n");
+    let o = enclave(&[
+        "prove-offline",
+        "--accounts",
+        &two,
+        "--out",
+        dir.path().join("r3").to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds keys for batch size 2 with 1 assets"));
+}

@@ -30,6 +30,11 @@ impl<F: PrimeField> Lc<F> {
         Self { value, constant: value, terms: Vec::new(), has_vars: false }
     }
 
+    /// A single variable.
+    fn variable(var: Var, value: F) -> Self {
+        Self { value, constant: F::zero(), terms: vec![(var, F::one())], has_vars: true }
+    }
+
     /// Its value under the current assignment.
     pub fn value(&self) -> F {
         self.value
@@ -206,13 +211,13 @@ impl<F: PrimeField> Backend<F> for R1csBackend<F> {
     fn input(&mut self, value: F) -> Lc<F> {
         let var = Var::Input(self.inputs.len() as u32);
         self.inputs.push(value);
-        Lc { value, constant: F::zero(), terms: vec![(var, F::one())], has_vars: true }
+        Lc::variable(var, value)
     }
 
     fn witness(&mut self, value: F) -> Lc<F> {
         let var = Var::Witness(self.witnesses.len() as u32);
         self.witnesses.push(value);
-        Lc { value, constant: F::zero(), terms: vec![(var, F::one())], has_vars: true }
+        Lc::variable(var, value)
     }
 
     fn enforce(&mut self, a: &Lc<F>, b: &Lc<F>, c: &Lc<F>, label: &'static str) {
@@ -241,30 +246,62 @@ impl<F: PrimeField> R1csBackend<F> {
                 .then_some(Unsatisfied { index, label: k.label })
         })
     }
+}
 
-    /// The constraint matrices `[A, B, C]` in arkworks' layout: column 0 is the constant one,
-    /// then the inputs, then the witnesses.
-    pub fn matrices(&self) -> [Vec<Vec<(F, usize)>>; 3] {
-        let instance = 1 + self.inputs.len();
-        let row = |lc: &Lc<F>| -> Vec<(F, usize)> {
-            let (constant, terms) = lc.parts();
-            let mut row = Vec::with_capacity(terms.len() + 1);
-            if !constant.is_zero() {
-                row.push((constant, 0));
-            }
-            row.extend(terms.iter().map(|(v, k)| {
-                let column = match v {
-                    Var::Input(i) => 1 + *i as usize,
-                    Var::Witness(i) => instance + *i as usize,
-                };
-                (*k, column)
-            }));
-            row
-        };
-        [
-            self.constraints.iter().map(|k| row(&k.a)).collect(),
-            self.constraints.iter().map(|k| row(&k.b)).collect(),
-            self.constraints.iter().map(|k| row(&k.c)).collect(),
-        ]
+/// A constraint matrix in arkworks' layout: one row per constraint, `(coefficient, column)` with
+/// column 0 the constant one, then the public inputs, then the witnesses.
+pub type Matrix<F> = Vec<Vec<(F, usize)>>;
+
+/// Writes each constraint straight into matrix rows and keeps no linear combinations: the lean
+/// way to get the matrices a prover needs. Inputs must all be allocated before the first witness
+/// (the batch circuit does), so witness columns are final when a row is written.
+#[derive(Debug, Default)]
+pub struct MatrixBackend<F> {
+    inputs: usize,
+    witnesses: usize,
+    input_after_witness: bool,
+    rows: [Matrix<F>; 3],
+}
+
+impl<F: PrimeField> MatrixBackend<F> {
+    fn row(&self, lc: &Lc<F>) -> Vec<(F, usize)> {
+        let (constant, terms) = lc.parts();
+        let mut row = Vec::with_capacity(terms.len() + 1);
+        if !constant.is_zero() {
+            row.push((constant, 0));
+        }
+        row.extend(terms.iter().map(|(v, k)| {
+            let column = match v {
+                Var::Input(i) => 1 + *i as usize,
+                Var::Witness(i) => 1 + self.inputs + *i as usize,
+            };
+            (*k, column)
+        }));
+        row
+    }
+
+    /// `[A, B, C]`, or `None` if an input was allocated after a witness.
+    pub fn into_matrices(self) -> Option<[Matrix<F>; 3]> {
+        (!self.input_after_witness).then_some(self.rows)
+    }
+}
+
+impl<F: PrimeField> Backend<F> for MatrixBackend<F> {
+    fn input(&mut self, value: F) -> Lc<F> {
+        self.input_after_witness |= self.witnesses > 0;
+        self.inputs += 1;
+        Lc::variable(Var::Input(self.inputs as u32 - 1), value)
+    }
+
+    fn witness(&mut self, value: F) -> Lc<F> {
+        self.witnesses += 1;
+        Lc::variable(Var::Witness(self.witnesses as u32 - 1), value)
+    }
+
+    fn enforce(&mut self, a: &Lc<F>, b: &Lc<F>, c: &Lc<F>, _label: &'static str) {
+        let rows = [self.row(a), self.row(b), self.row(c)];
+        for (matrix, row) in self.rows.iter_mut().zip(rows) {
+            matrix.push(row);
+        }
     }
 }

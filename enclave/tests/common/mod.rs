@@ -52,23 +52,30 @@ pub fn assignment_for(shape: &BatchShape, accounts: Vec<AccountSlot>) -> BatchAs
     let leaves = accounts.iter().map(|a| leaf_from_elements(a.commitment, &a.balances)).collect();
     let root = Levels::build(leaves, 0, depth_for(shape.batch_size as u64)).root();
     let prev_sums = vec![Fr::from(0u64); shape.assets];
-    let mut sums = prev_sums.clone();
-    for a in &accounts {
-        for (s, b) in sums.iter_mut().zip(&a.balances) {
-            *s += b;
-        }
-    }
     let prev_blinder = Fr::from(11u64);
-    let next_blinder = Fr::from(13u64);
-    BatchAssignment {
+    let mut a = BatchAssignment {
         public: BatchPublic {
             prev_commitment: sum_commitment(prev_blinder, &prev_sums),
-            next_commitment: sum_commitment(next_blinder, &sums),
+            next_commitment: Fr::from(0u64),
             root,
         },
         accounts,
         prev_sums,
         prev_blinder,
-        next_blinder,
+        next_blinder: Fr::from(13u64),
+    };
+    reseal_next(&mut a);
+    a
+}
+
+/// Sets `next_commitment` to the commitment of `prev_sums` plus the slots' balances, as a prover
+/// would after changing either.
+pub fn reseal_next(a: &mut BatchAssignment) {
+    let mut sums = a.prev_sums.clone();
+    for account in &a.accounts {
+        for (s, b) in sums.iter_mut().zip(&account.balances) {
+            *s += b;
+        }
     }
+    a.public.next_commitment = sum_commitment(a.next_blinder, &sums);
 }
