@@ -3,7 +3,7 @@
 //!
 //! Parameters: x^5 S-box, 8 full rounds, the partial-round count of the width below, round
 //! constants and MDS matrix from the Grain LFSR procedure of the Poseidon paper as implemented by
-//! arkworks' `find_poseidon_ark_and_mds`. Widths 2 to 9 (rate 1 to 8, capacity 1) are defined.
+//! arkworks' `find_poseidon_ark_and_mds`. Widths 2 to 17 (rate 1 to 16, capacity 1) are defined.
 //! The hash mode is specified in `docs/commitment-spec.md` §3.
 
 use std::sync::OnceLock;
@@ -16,16 +16,16 @@ use ark_ff::{Field, PrimeField, Zero};
 pub const ALPHA: u64 = 5;
 /// Full rounds, half before and half after the partial rounds.
 pub const FULL_ROUNDS: usize = 8;
-/// The widest permutation defined; wider inputs are absorbed in chunks of `MAX_RATE`.
-pub const MAX_WIDTH: usize = 9;
+/// The widest permutation defined; longer inputs are absorbed in balanced chunks.
+pub const MAX_WIDTH: usize = 17;
 /// Elements absorbed per permutation at most (the capacity is always one element).
 pub const MAX_RATE: usize = MAX_WIDTH - 1;
 
-/// Partial rounds for a state of `width` elements over a ~255-bit field with x^5, at the
-/// 128-bit security level including the Poseidon paper's security margin (the table used by
-/// circomlib and the reference `calc_round_numbers.py` for 254/255-bit fields).
+/// Partial rounds for a state of `width` elements over a ~255-bit field with x^5: circomlib's
+/// table, which is at least the reference `calc_round_numbers.py` result at 128-bit security with
+/// its margin (56 for widths up to 5, 57 up to 25) for every width; see the spec §3.1.
 pub fn partial_rounds(width: usize) -> Option<usize> {
-    const TABLE: [usize; 8] = [56, 57, 56, 60, 60, 63, 64, 63];
+    const TABLE: [usize; 16] = [56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68];
     width.checked_sub(2).and_then(|i| TABLE.get(i)).copied()
 }
 
@@ -94,9 +94,12 @@ pub fn params(width: usize) -> Option<&'static PoseidonParams<Fr>> {
     width.checked_sub(2).and_then(|i| all.get(i))
 }
 
-/// The rate used to hash `len` elements: as wide as the input, at most `MAX_RATE`.
+/// The rate used to hash `len` elements: as wide as the input up to `MAX_RATE`; beyond it, the
+/// fewest chunks (`ceil(len / MAX_RATE)`) of as equal a size as possible, so no permutation is
+/// spent on a short remainder.
 pub fn rate_for(len: usize) -> usize {
-    len.clamp(1, MAX_RATE)
+    let chunks = len.div_ceil(MAX_RATE).max(1);
+    len.div_ceil(chunks).clamp(1, MAX_RATE)
 }
 
 /// The domain tag placed in the capacity element: `kind * 2^64 + len` (spec §3).
@@ -178,10 +181,18 @@ mod tests {
     }
 
     #[test]
+    fn rates_balance_long_inputs() {
+        assert_eq!([rate_for(0), rate_for(1), rate_for(8), rate_for(16)], [1, 1, 8, 16]);
+        assert_eq!([rate_for(17), rate_for(20), rate_for(32), rate_for(33)], [9, 10, 16, 11]);
+    }
+
+    #[test]
     fn long_inputs_absorb_in_chunks() {
-        let inputs: Vec<Fr> = (0..20u64).map(Fr::from).collect();
-        let mut changed = inputs.clone();
-        changed[19] += Fr::from(1u64);
-        assert_ne!(hash(domain_tag(2, 20), &inputs), hash(domain_tag(2, 20), &changed));
+        let inputs: Vec<Fr> = (0..40u64).map(Fr::from).collect();
+        for i in [0, 19, 39] {
+            let mut changed = inputs.clone();
+            changed[i] += Fr::from(1u64);
+            assert_ne!(hash(domain_tag(2, 40), &inputs), hash(domain_tag(2, 40), &changed));
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! (spec §5). Batches occupy aligned subtrees; the verifier itself computes every node above the
 //! batch roots, so every reachable leaf lies under a proven batch.
 
+use std::sync::OnceLock;
+
 use ark_bls12_381::Fr;
 use ark_ff::Zero;
 
@@ -16,11 +18,19 @@ pub const MAX_DEPTH: u32 = 20;
 
 /// The value of an empty subtree of height `h`: 0 for an empty slot, then `node([E_{h-1}; 8])`.
 pub fn empty_root(height: u32) -> Fr {
-    let mut value = Fr::zero();
-    for _ in 0..height {
-        value = node(&[value; ARITY]);
+    static CACHED: OnceLock<Vec<Fr>> = OnceLock::new();
+    let cached = CACHED.get_or_init(|| {
+        let mut roots = vec![Fr::zero()];
+        for h in 0..MAX_DEPTH as usize {
+            roots.push(node(&[roots[h]; ARITY]));
+        }
+        roots
+    });
+    match cached.get(height as usize) {
+        Some(root) => *root,
+        // The cache holds heights 0..=MAX_DEPTH, so index MAX_DEPTH exists; qed.
+        None => (MAX_DEPTH..height).fold(cached[MAX_DEPTH as usize], |value, _| node(&[value; ARITY])),
     }
-    value
 }
 
 /// Smallest `d` with `8^d >= n` (0 for `n <= 1`).
@@ -164,6 +174,13 @@ pub fn root_from_path(leaf: Fr, mut position: u64, path: &[[Fr; ARITY - 1]]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_roots_beyond_the_cache_continue_the_recursion() {
+        assert_eq!(empty_root(0), Fr::zero());
+        assert_eq!(empty_root(1), node(&[Fr::zero(); ARITY]));
+        assert_eq!(empty_root(MAX_DEPTH + 1), node(&[empty_root(MAX_DEPTH); ARITY]));
+    }
 
     #[test]
     fn depths() {

@@ -1,15 +1,15 @@
 //! Groth16 setup of the batch circuit, and the proving material kept for a round: the proving
 //! key plus the constraint matrices, so proving never re-synthesises constraints.
 
-use ark_bls12_381::{Bls12_381, Fr};
-use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
 use std::io::{Read, Write};
 
+use ark_bls12_381::{Bls12_381, Fr};
+use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use rand::{CryptoRng, RngCore};
 
-use crate::circuit::backend::{Lc, Matrix, MatrixBackend, R1csBackend, Var};
+use crate::circuit::backend::{Lc, Matrix, MatrixBackend, R1csBackend, Var, WitnessBackend};
 use crate::circuit::batch::{synthesize, BatchAssignment, BatchShape};
 use crate::error::{KeyFileError, ProveError};
 
@@ -34,7 +34,7 @@ impl CircuitSize {
 
 /// Counts the circuit of `shape` (in witness mode, which is fast and counts identically).
 pub fn circuit_size(shape: &BatchShape) -> CircuitSize {
-    let mut cs = crate::circuit::backend::WitnessBackend::<Fr>::default();
+    let mut cs = WitnessBackend::<Fr>::default();
     synthesize(&mut cs, shape, &BatchAssignment::placeholder(shape));
     CircuitSize { constraints: cs.num_constraints, inputs: cs.inputs.len(), witnesses: cs.witnesses.len() }
 }
