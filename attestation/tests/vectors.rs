@@ -79,6 +79,7 @@ fn vectors() -> serde_json::Value {
             "tag(kind=2,len=2)": h(domain_tag(2, 2)),
             "hash(tag(2,2), [1, 2])": h(hash(domain_tag(2, 2), &[Fr::from(1u64), Fr::from(2u64)])),
             "hash(tag(2,10), [1..=10])": h(hash(domain_tag(2, 10), &(1..=10u64).map(Fr::from).collect::<Vec<_>>())),
+            "hash(tag(2,17), [1..=17])": h(hash(domain_tag(2, 17), &(1..=17u64).map(Fr::from).collect::<Vec<_>>())),
             "hash(tag(2,20), [1..=20])": h(hash(domain_tag(2, 20), &(1..=20u64).map(Fr::from).collect::<Vec<_>>())),
         },
         "account_id_element(\"alice\")": h(account_id_element("alice")),
