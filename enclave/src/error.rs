@@ -8,6 +8,9 @@ pub enum ProveError {
     /// The ledger's asset count differs from the keys'.
     #[error("the keys were set up for {keys} assets, the ledger has {ledger}")]
     AssetCount { keys: usize, ledger: usize },
+    /// A circuit shape outside the supported range.
+    #[error("batch size {batch_size} with {assets} assets: the batch size must be 1 to {max_batch} and assets 1 to {max_assets}")]
+    Shape { batch_size: usize, assets: usize, max_batch: usize, max_assets: usize },
     /// A batch assignment has the wrong number of slots or balances.
     #[error("batch assignment does not match the keys' shape (batch size {batch_size}, {assets} assets)")]
     AssignmentShape { batch_size: usize, assets: usize },

@@ -32,6 +32,16 @@ impl CircuitSize {
     }
 }
 
+/// Refuses shapes the circuit and the bundle format do not support.
+pub fn check_shape(shape: &BatchShape) -> Result<(), ProveError> {
+    let (max_batch, max_assets) = (attestation::tree::MAX_BATCH_SIZE, attestation::bundle::MAX_ASSETS);
+    if (1..=max_batch).contains(&shape.batch_size) && (1..=max_assets).contains(&shape.assets) {
+        Ok(())
+    } else {
+        Err(ProveError::Shape { batch_size: shape.batch_size, assets: shape.assets, max_batch, max_assets })
+    }
+}
+
 /// Counts the circuit of `shape` (in witness mode, which is fast and counts identically).
 pub fn circuit_size(shape: &BatchShape) -> CircuitSize {
     let mut cs = WitnessBackend::<Fr>::default();
@@ -142,6 +152,7 @@ pub fn matrices(shape: &BatchShape) -> Result<[Matrix<Fr>; 3], ProveError> {
 /// this call; whoever runs it must be trusted not to keep it (attested setup comes with the
 /// enclave issue).
 pub fn setup<R: RngCore + CryptoRng>(shape: BatchShape, rng: &mut R) -> Result<ProvingKeys, ProveError> {
+    check_shape(&shape)?;
     let recorded = record(&shape, &BatchAssignment::placeholder(&shape));
     let proving_key = Groth16::<Bls12_381>::generate_random_parameters_with_reduction(Replay(&recorded), rng)
         .map_err(|e| ProveError::Groth16(e.to_string()))?;

@@ -4,6 +4,25 @@
 //!
 //! The batch circuit is written once ([`circuit::batch`]) against a backend trait: setup records
 //! its constraints, proving computes its witness natively and reuses the setup's matrices.
+//!
+//! Every bad input row is reported, with its row number, account and field, before anything is
+//! proven:
+//!
+//! ```
+//! use enclave::ledger::{LedgerBuilder, LedgerError};
+//!
+//! let mut rows = LedgerBuilder::new(vec!["BTC".into(), "ETH".into()], 100).unwrap();
+//! rows.push(2, Some("alice"), Some("BTC"), Some("5"));
+//! rows.push(3, Some("bob"), Some("BTC"), Some("-1"));
+//! rows.push(4, Some("carol"), Some("DOGE"), Some("1.5"));
+//! let Err(LedgerError::BadRows { errors, omitted: 0 }) = rows.finish() else { unreachable!() };
+//! let report: Vec<String> = errors.iter().map(ToString::to_string).collect();
+//! assert_eq!(report, [
+//!     r#"row 3 (account "bob"): amount: negative amount "-1""#,
+//!     r#"row 4 (account "carol"): asset: unknown asset "DOGE""#,
+//!     r#"row 4 (account "carol"): amount: amount "1.5" is not an integer number of base units"#,
+//! ]);
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -182,6 +182,7 @@ fn auto_batch_size(accounts: usize, assets: usize) -> anyhow::Result<usize> {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::ProveOffline { accounts, out, assets, batch_size, keys: keys_path, max_errors, json } => {
+            enclave::output::check_free(&out).map_err(|e| Refused(e.to_string()))?;
             let assets = match assets {
                 Some(a) => a,
                 None => infer_assets(&accounts)?,
@@ -216,7 +217,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                         None => auto_batch_size(accounts_n, k)?,
                     };
                     tracing::info!(accounts = accounts_n, assets = k, batch_size, "running Groth16 setup");
-                    let keys = setup(BatchShape { batch_size, assets: k }, &mut OsRng)?;
+                    let shape = BatchShape { batch_size, assets: k };
+                    enclave::keys::check_shape(&shape).map_err(|e| Refused(e.to_string()))?;
+                    let keys = setup(shape, &mut OsRng)?;
                     if let Some(path) = &keys_path {
                         enclave::output::write_keys(path, &keys)?;
                         tracing::info!(path = %path.display(), "proving keys saved");
@@ -235,6 +238,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             bar.finish_and_clear();
             enclave::output::write_round(&out, &round)?;
             let b = &round.bundle;
+            let vk_sha256 = hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key));
             if json {
                 let summary = serde_json::json!({
                     "out": out,
@@ -246,7 +250,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     "batch_size": batch_size,
                     "batches": b.batches.len(),
                     "root": attestation::commitment::element_to_hex(&b.root),
-                    "verifying_key_sha256": hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key)),
+                    "verifying_key_sha256": vk_sha256,
                 });
                 println!("{summary:#}");
             } else {
@@ -262,22 +266,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                     println!("  total {a}: {t}");
                 }
                 println!("inclusion proofs: {}", out.join("inclusion").display());
-                println!(
-                    "verifying key SHA-256 (pin it with --expect-vk-sha256): {}",
-                    hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key))
-                );
+                println!("verifying key SHA-256 (pin it with --expect-vk-sha256): {vk_sha256}");
             }
             Ok(())
         }
         Command::CircuitInfo { batch_size, assets, json } => {
             let shape = BatchShape { batch_size, assets };
-            if batch_size == 0 || assets == 0 || assets > attestation::bundle::MAX_ASSETS {
-                return Err(Refused(format!(
-                    "batch size must be at least 1 and assets between 1 and {}",
-                    attestation::bundle::MAX_ASSETS
-                ))
-                .into());
-            }
+            enclave::keys::check_shape(&shape).map_err(|e| Refused(e.to_string()))?;
             let size = circuit_size(&shape);
             let log2 = size.domain_size().trailing_zeros();
             let fill = (size.constraints + size.inputs + 1) as f64 / size.domain_size() as f64;
@@ -316,7 +311,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                     let keys = load_keys(&path)?;
                     enclave::bench::KeySource::Loaded(Box::new(keys), started.elapsed().as_secs_f64())
                 }
-                (None, Some(batch_size)) => enclave::bench::KeySource::Setup(BatchShape { batch_size, assets }),
+                (None, Some(batch_size)) => {
+                    let shape = BatchShape { batch_size, assets };
+                    enclave::keys::check_shape(&shape).map_err(|e| Refused(e.to_string()))?;
+                    enclave::bench::KeySource::Setup(shape)
+                }
                 (None, None) => return Err(Refused("--batch-size or --keys is required".into()).into()),
             };
             let bar = progress(batches as u64, "proving batches");

@@ -79,15 +79,23 @@ pub fn write_keys(path: &Path, keys: &ProvingKeys) -> Result<(), OutputError> {
     result
 }
 
+/// Refuses an output directory that exists and is not empty (earlier output is never
+/// overwritten). Callers check before expensive work; [`write_round`] checks again.
+pub fn check_free(dir: &Path) -> Result<(), OutputError> {
+    let empty = match fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => !dir.exists(),
+    };
+    if empty {
+        Ok(())
+    } else {
+        Err(OutputError::Exists(dir.to_owned()))
+    }
+}
+
 /// Writes `DIR/bundle.cbor` and `DIR/inclusion/<account>.json` for every account.
 pub fn write_round(dir: &Path, round: &ProvedRound) -> Result<(), OutputError> {
-    if let Ok(mut entries) = fs::read_dir(dir) {
-        if entries.next().is_some() {
-            return Err(OutputError::Exists(dir.to_owned()));
-        }
-    } else if dir.exists() {
-        return Err(OutputError::Exists(dir.to_owned()));
-    }
+    check_free(dir)?;
     let parent = parent_of(dir);
     io("create", &parent, fs::create_dir_all(&parent))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "round".into());

@@ -49,6 +49,17 @@ fn bad_rows_are_all_reported_and_nothing_is_written() {
 }
 
 #[test]
+fn unsupported_batch_sizes_are_refused_not_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "ledger.csv", "account_id,asset,amount\nalice,BTC,5\n");
+    let out = dir.path().join("o");
+    let o = enclave(&["prove-offline", "--accounts", &input, "--out", out.to_str().unwrap(), "--batch-size", "0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("batch size 0"));
+    assert_eq!(enclave(&["bench", "--batch-size", "0"]).status.code(), Some(1));
+}
+
+#[test]
 fn empty_ledger_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let input = write(dir.path(), "ledger.csv", "account_id,asset,amount\n");
@@ -106,10 +117,10 @@ fn a_good_ledger_is_proven_and_verifies() {
         .collect();
     assert!(leftovers.is_empty());
 
-    // A second run never overwrites the first.
+    // A second run never overwrites the first, and says so before doing any work.
     let before = std::fs::read(out.join("bundle.cbor")).unwrap();
     let o = enclave(&["prove-offline", "--accounts", &input, "--out", out.to_str().unwrap(), "--batch-size", "2"]);
-    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
     assert_eq!(std::fs::read(out.join("bundle.cbor")).unwrap(), before);
 }
@@ -124,6 +135,7 @@ fn circuit_info_reports_sizes() {
     assert!(info["domain_size"].as_u64().unwrap().is_power_of_two());
     assert!(info["largest_batch_size_for_this_domain"].as_u64().unwrap() >= 64);
     assert_eq!(enclave(&["circuit-info", "--batch-size", "0"]).status.code(), Some(1));
+    assert_eq!(enclave(&["circuit-info", "--batch-size", "8", "--assets", "65"]).status.code(), Some(1));
 }
 
 #[test]
