@@ -10,6 +10,15 @@ fn enclave(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_solvency-enclave")).args(args).env("RUST_LOG", "warn").output().expect("run")
 }
 
+/// Runs `prove-offline --json` and returns its summary, requiring success.
+fn prove_offline_json(input: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["prove-offline", "--accounts", input, "--out", out.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let o = enclave(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 fn write(dir: &Path, name: &str, contents: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
@@ -85,18 +94,7 @@ fn a_good_ledger_is_proven_and_verifies() {
         "account_id,asset,amount\nalice,BTC,5\nalice,ETH,2\nbob/../x,ETH,7\nbob/../x,BTC,0\ncarol ü,BTC,18446744073709551615\n",
     );
     let out = dir.path().join("round");
-    let o = enclave(&[
-        "prove-offline",
-        "--accounts",
-        &input,
-        "--out",
-        out.to_str().unwrap(),
-        "--batch-size",
-        "2",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let summary = prove_offline_json(&input, &out, &["--batch-size", "2"]);
     assert_eq!(summary["attestation"], "unattested");
     assert_eq!(summary["assets"], serde_json::json!(["BTC", "ETH"]));
     assert_eq!(summary["totals"], serde_json::json!(["18446744073709551620", "9"]));
@@ -145,21 +143,11 @@ fn rounds_proven_with_a_keys_file_share_one_verifying_key() {
     let keys = dir.path().join("keys.bin");
     let mut pins = Vec::new();
     for round in ["r1", "r2"] {
-        let out = dir.path().join(round);
-        let o = enclave(&[
-            "prove-offline",
-            "--accounts",
+        let summary = prove_offline_json(
             &input,
-            "--out",
-            out.to_str().unwrap(),
-            "--keys",
-            keys.to_str().unwrap(),
-            "--batch-size",
-            "2",
-            "--json",
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            &dir.path().join(round),
+            &["--keys", keys.to_str().unwrap(), "--batch-size", "2"],
+        );
         pins.push(summary["verifying_key_sha256"].as_str().unwrap().to_owned());
     }
     assert_eq!(pins[0], pins[1]);
