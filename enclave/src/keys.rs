@@ -42,7 +42,8 @@ pub fn check_shape(shape: &BatchShape) -> Result<(), ProveError> {
     }
 }
 
-/// Counts the circuit of `shape` (in witness mode, which is fast and counts identically).
+/// Counts the circuit of `shape` (in witness mode, which is fast and counts identically). Shapes
+/// that [`check_shape`] refuses are counted too, without panicking.
 pub fn circuit_size(shape: &BatchShape) -> CircuitSize {
     let mut cs = WitnessBackend::<Fr>::default();
     synthesize(&mut cs, shape, &BatchAssignment::placeholder(shape));

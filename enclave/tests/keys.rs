@@ -55,3 +55,13 @@ fn damaged_files_are_refused() {
     absurd[header + 8..header + 16].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(ProvingKeys::read_from(absurd.as_slice()), Err(KeyFileError::Malformed(_))));
 }
+
+#[test]
+fn unsupported_shapes_are_refused_by_setup_and_counted_without_panicking() {
+    use enclave::error::ProveError;
+    use enclave::keys::{circuit_size, setup};
+    for shape in [BatchShape { batch_size: 0, assets: 1 }, BatchShape { batch_size: 1, assets: 0 }] {
+        assert!(matches!(setup(shape, &mut rng(4)), Err(ProveError::Shape { .. })));
+        let _ = circuit_size(&shape);
+    }
+}
