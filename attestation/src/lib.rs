@@ -23,5 +23,6 @@ pub mod error;
 pub mod groth16;
 pub mod inclusion;
 pub mod liabilities;
+pub mod nitro;
 pub mod poseidon;
 pub mod tree;
