@@ -82,3 +82,69 @@ fn inclusion_verifies_alice_and_refuses_a_changed_balance() {
     assert_eq!(json(&o)["step"], "inclusion");
     assert!(json(&o)["error"].as_str().unwrap().contains("do not hash to the verified root"));
 }
+
+const NITRO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nitro");
+
+fn attestation(file: &str, extra: &[&str]) -> Output {
+    let doc = format!("{NITRO}/{file}");
+    let root = format!("{NITRO}/AWS_NitroEnclaves_Root-G1.pem");
+    let mut args = vec!["attestation", doc.as_str(), "--root", root.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    verify(&args)
+}
+
+#[test]
+fn attestation_passes_at_its_time_and_names_the_failing_step_otherwise() {
+    let o = attestation("qos-2022-07-06-prod.cose", &["--at-ms", "1657117102484"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!((v["ok"].as_bool(), v["root_is_aws"].as_bool()), (Some(true), Some(true)));
+    let pcr0 = v["pcrs"]["0"].as_str().unwrap().to_owned();
+
+    let now = attestation("qos-2022-07-06-prod.cose", &[]);
+    assert_eq!((now.status.code(), json(&now)["step"].as_str()), (Some(1), Some("chain")));
+
+    let pinned = format!("0={pcr0}");
+    let ok = attestation("qos-2022-07-06-prod.cose", &["--at-ms", "1657117102484", "--expect-pcr", &pinned]);
+    assert_eq!(ok.status.code(), Some(0));
+    let wrong = format!("0={}", "00".repeat(48));
+    let o = attestation("qos-2022-07-06-prod.cose", &["--at-ms", "1657117102484", "--expect-pcr", &wrong]);
+    assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("policy")));
+
+    let debug = attestation("nitriding-2024-09-09-debug.cose", &["--at-ms", "1725911352400"]);
+    assert_eq!((debug.status.code(), json(&debug)["step"].as_str()), (Some(1), Some("policy")));
+    let allowed = attestation("nitriding-2024-09-09-debug.cose", &["--at-ms", "1725911352400", "--allow-debug"]);
+    assert_eq!(allowed.status.code(), Some(0));
+
+    let bad = attestation(
+        "negative/nitriding-2024-07-23-debug-BAD-SIGNATURE.cose",
+        &["--at-ms", "1721770180771", "--allow-debug"],
+    );
+    assert_eq!((bad.status.code(), json(&bad)["step"].as_str()), (Some(1), Some("signature")));
+
+    assert_eq!(attestation("qos-2022-07-06-prod.cose", &["--expect-pcr", "99=00"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_root_other_than_aws_is_trusted_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let pem = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&key).unwrap().pem();
+    let root = dir.path().join("dev-root.pem");
+    std::fs::write(&root, pem).unwrap();
+    let doc = format!("{NITRO}/qos-2022-07-06-prod.cose");
+    let o = verify(&["attestation", &doc, "--root", root.to_str().unwrap(), "--at-ms", "1657117102484", "--json"]);
+    assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("root")));
+    // Trusting it explicitly still does not make an AWS document chain to it.
+    let o = verify(&[
+        "attestation",
+        &doc,
+        "--root",
+        root.to_str().unwrap(),
+        "--development-root",
+        "--at-ms",
+        "1657117102484",
+        "--json",
+    ]);
+    assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("chain")));
+}

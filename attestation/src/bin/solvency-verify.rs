@@ -1,4 +1,5 @@
-//! `solvency-verify`: checks liabilities bundles and inclusion proofs offline.
+//! `solvency-verify`: checks liabilities bundles, inclusion proofs and Nitro attestation
+//! documents offline.
 //!
 //! Exit codes: 0 everything verified, 1 verification failed (the input is bad or its claims do
 //! not hold), 2 usage, 3 the input could not be read.
@@ -10,6 +11,7 @@ use attestation::bundle::{Bundle, MAX_BUNDLE_BYTES, UNATTESTED};
 use attestation::commitment::element_to_hex;
 use attestation::inclusion::{InclusionProof, MAX_PROOF_BYTES};
 use attestation::liabilities::{verify, VerifiedLiabilities};
+use attestation::nitro::{self, pem_to_der, Policy, TrustAnchor, MAX_DOCUMENT_BYTES};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -33,6 +35,39 @@ enum Command {
         /// Require the verifying key to have this SHA-256 (hex).
         #[arg(long)]
         expect_vk_sha256: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify an AWS Nitro attestation document: envelope, payload, chain, signature, policy.
+    Attestation {
+        /// The document (COSE_Sign1 bytes as the NSM returns them).
+        document: PathBuf,
+        /// The root certificate (PEM). It must be the pinned AWS root unless
+        /// --development-root is given.
+        #[arg(long)]
+        root: PathBuf,
+        /// Trust --root although it is not the AWS root (emulated NSM documents).
+        #[arg(long)]
+        development_root: bool,
+        /// Verify at this time (ms since the Unix epoch) instead of now.
+        #[arg(long)]
+        at_ms: Option<u64>,
+        /// Accept debug-mode enclaves (PCR0/1/2 all zero).
+        #[arg(long)]
+        allow_debug: bool,
+        /// Require PCR N to be HEX (repeatable).
+        #[arg(long = "expect-pcr", value_name = "N=HEX")]
+        expect_pcr: Vec<String>,
+        /// Require user_data to be HEX.
+        #[arg(long)]
+        expect_user_data: Option<String>,
+        /// Require nonce to be HEX.
+        #[arg(long)]
+        expect_nonce: Option<String>,
+        /// Refuse documents older than this many milliseconds.
+        #[arg(long)]
+        max_age_ms: Option<u64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -118,8 +153,102 @@ fn print_summary(v: &VerifiedLiabilities) {
     }
 }
 
+fn hex_arg(value: &str, what: &'static str) -> Result<Vec<u8>, Failure> {
+    hex::decode(value).map_err(|_| fail(2, "arguments", format!("{what} must be hex")))
+}
+
+fn attestation_policy(
+    allow_debug: bool,
+    expect_pcr: &[String],
+    expect_user_data: Option<&str>,
+    expect_nonce: Option<&str>,
+    max_age_ms: Option<u64>,
+) -> Result<Policy, Failure> {
+    let mut policy = Policy { allow_debug, max_age_ms, ..Policy::default() };
+    for spec in expect_pcr {
+        let (index, value) = spec.split_once('=').ok_or_else(|| fail(2, "arguments", "--expect-pcr takes N=HEX"))?;
+        let index: u8 =
+            index.parse().ok().filter(|i| *i < 32).ok_or_else(|| fail(2, "arguments", "PCR index must be 0 to 31"))?;
+        policy.expected_pcrs.insert(index, hex_arg(value, "--expect-pcr")?);
+    }
+    policy.expected_user_data = expect_user_data.map(|h| hex_arg(h, "--expect-user-data")).transpose()?;
+    policy.expected_nonce = expect_nonce.map(|h| hex_arg(h, "--expect-nonce")).transpose()?;
+    Ok(policy)
+}
+
 fn run(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Attestation {
+            document,
+            root,
+            development_root,
+            at_ms,
+            allow_debug,
+            expect_pcr,
+            expect_user_data,
+            expect_nonce,
+            max_age_ms,
+            json,
+        } => {
+            let policy = attestation_policy(
+                allow_debug,
+                &expect_pcr,
+                expect_user_data.as_deref(),
+                expect_nonce.as_deref(),
+                max_age_ms,
+            )?;
+            let pem = read_capped(&root, 64 << 10)?;
+            let anchor = if development_root {
+                pem_to_der(&pem).and_then(TrustAnchor::development)
+            } else {
+                TrustAnchor::aws_from_pem(&pem)
+            }
+            .map_err(|e| fail(1, "root", e))?;
+            let at_ms = match at_ms {
+                Some(t) => t,
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|e| fail(3, "clock", e))?
+                    .as_millis() as u64,
+            };
+            let bytes = read_capped(&document, MAX_DOCUMENT_BYTES)?;
+            let verified = nitro::verify(&bytes, &anchor, at_ms, &policy).map_err(|e| Failure {
+                code: 1,
+                step: e.step(),
+                message: e.to_string(),
+            })?;
+            let d = verified.document();
+            let hex_opt = |v: &Option<Vec<u8>>| v.as_ref().map(hex::encode);
+            if json {
+                let out = json!({
+                    "ok": true,
+                    "root_is_aws": verified.root_is_aws(),
+                    "verified_at_ms": at_ms,
+                    "module_id": d.module_id,
+                    "timestamp_ms": d.timestamp_ms,
+                    "pcrs": d.pcrs.iter().map(|(i, v)| (i.to_string(), serde_json::Value::from(hex::encode(v)))).collect::<serde_json::Map<_, _>>(),
+                    "user_data": hex_opt(&d.user_data),
+                    "nonce": hex_opt(&d.nonce),
+                    "public_key": hex_opt(&d.public_key),
+                });
+                println!("{out:#}");
+            } else {
+                if !verified.root_is_aws() {
+                    println!("WARNING: verified against a DEVELOPMENT root: this is not an AWS attestation.");
+                }
+                println!("attestation: OK (envelope, payload, chain, signature, policy)");
+                println!("module_id:   {}", d.module_id);
+                println!("timestamp:   {} ms", d.timestamp_ms);
+                for i in 0..3u8 {
+                    if let Some(v) = d.pcrs.get(&i) {
+                        println!("PCR{i}:        {}", hex::encode(v));
+                    }
+                }
+                println!("user_data:   {}", hex_opt(&d.user_data).unwrap_or_else(|| "(none)".into()));
+                println!("nonce:       {}", hex_opt(&d.nonce).unwrap_or_else(|| "(none)".into()));
+            }
+            Ok(())
+        }
         Command::Liabilities { bundle, expect_vk_sha256, json } => {
             let v = verified_bundle(&bundle, &expect_vk_sha256)?;
             if json {
@@ -163,7 +292,9 @@ fn run(command: Command) -> Result<(), Failure> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = match &cli.command {
-        Command::Liabilities { json, .. } | Command::Inclusion { json, .. } => *json,
+        Command::Liabilities { json, .. } | Command::Inclusion { json, .. } | Command::Attestation { json, .. } => {
+            *json
+        }
     };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,7 +24,7 @@ pub struct TrustAnchor {
 
 fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
     match x509_parser::parse_x509_certificate(der) {
-        Ok((rest, cert)) if rest.is_empty() => Some(cert),
+        Ok(([], cert)) => Some(cert),
         _ => None,
     }
 }

@@ -19,7 +19,7 @@ mod document;
 mod error;
 mod policy;
 
-pub use chain::{TrustAnchor, AWS_NITRO_ROOT_SHA256};
+pub use chain::{pem_to_der, TrustAnchor, AWS_NITRO_ROOT_SHA256};
 pub use cose::CoseSign1;
 pub use document::{AttestationDocument, MAX_DOCUMENT_BYTES};
 pub use error::{ChainError, EnvelopeError, NitroError, PayloadError, PolicyError};
