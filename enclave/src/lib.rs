@@ -33,6 +33,7 @@ pub mod csv_input;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod nsm;
 pub mod output;
 pub mod prover;
 pub mod round;

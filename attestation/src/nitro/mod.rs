@@ -22,6 +22,13 @@ mod policy;
 pub use chain::{pem_to_der, TrustAnchor, AWS_NITRO_ROOT_SHA256};
 pub use cose::CoseSign1;
 pub use document::{AttestationDocument, MAX_DOCUMENT_BYTES};
+
+/// The size limits of the document's fields (the NSM's own limits where it has them).
+pub mod document_limits {
+    pub use super::document::{
+        MAX_CABUNDLE, MAX_CERTIFICATE_BYTES, MAX_MODULE_ID_BYTES, MAX_PUBLIC_KEY_BYTES, MAX_USER_DATA_BYTES, PCR_BYTES,
+    };
+}
 pub use error::{ChainError, EnvelopeError, NitroError, PayloadError, PolicyError};
 pub use policy::Policy;
 

@@ -1,0 +1,264 @@
+//! A software Nitro Secure Module for development and tests. Its documents have exactly the AWS
+//! structure and encoding and go through the same verifier, but are signed through a
+//! development chain shaped like AWS's (root → regional → zonal → instance → a short-lived
+//! leaf made fresh for every document, P-384, the same key usages and path lengths), so they
+//! verify only for a caller who explicitly trusts the development root. PCR0–2 are derived from
+//! the running binary, so a development bundle still says which code ran.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ciborium::Value;
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey};
+use p384::pkcs8::DecodePrivateKey;
+use rand::RngCore;
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P384_SHA384,
+};
+use sha2::{Digest, Sha384};
+use time::OffsetDateTime;
+
+use attestation::nitro::document_limits::PCR_BYTES;
+
+use super::{AttestationRequest, NsmError, SecureModule};
+
+/// PCRs the emulated module has (like the hardware's 16).
+const PCR_COUNT: u16 = 16;
+/// Lifetime of a leaf certificate, as on AWS.
+const LEAF_LIFETIME: Duration = Duration::from_secs(3 * 3600);
+/// Protected header `{1: -35}` (ES384), encoded.
+const PROTECTED_ES384: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
+
+fn emulator_error(e: impl std::fmt::Display) -> NsmError {
+    NsmError::Emulator(e.to_string())
+}
+
+struct Authority {
+    certificate: Certificate,
+    key: KeyPair,
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "US");
+    dn.push(DnType::OrganizationName, "solvency-enclave development");
+    dn.push(DnType::OrganizationalUnitName, "emulated NSM (not AWS)");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn params(
+    common_name: &str,
+    from: OffsetDateTime,
+    lifetime: Duration,
+    is_ca: IsCa,
+    usages: Vec<KeyUsagePurpose>,
+) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name(common_name);
+    p.not_before = from;
+    p.not_after = from + lifetime;
+    p.is_ca = is_ca;
+    p.key_usages = usages;
+    p
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn ca_usages() -> Vec<KeyUsagePurpose> {
+    vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign]
+}
+
+fn authority(
+    common_name: &str,
+    lifetime: Duration,
+    is_ca: IsCa,
+    usages: Vec<KeyUsagePurpose>,
+    issuer: Option<&Authority>,
+) -> Result<Authority, NsmError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(emulator_error)?;
+    // Back-dated a minute so a verifier with a slightly slow clock accepts fresh documents.
+    let p = params(common_name, now() - Duration::from_secs(60), lifetime, is_ca, usages);
+    let certificate = match issuer {
+        Some(i) => p.signed_by(&key, &i.certificate, &i.key),
+        None => p.self_signed(&key),
+    }
+    .map_err(emulator_error)?;
+    Ok(Authority { certificate, key })
+}
+
+/// The emulated module: a development root, the intermediate CAs below it, and the PCRs.
+pub struct EmulatedNsm {
+    root: Authority,
+    intermediates: Vec<Authority>,
+    intermediates_expire: OffsetDateTime,
+    pcrs: BTreeMap<u16, Vec<u8>>,
+    module_id: String,
+}
+
+impl std::fmt::Debug for EmulatedNsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatedNsm").field("module_id", &self.module_id).finish_non_exhaustive()
+    }
+}
+
+/// PCR0–2 of the emulator for a binary whose SHA-384 is `image_digest`: each is
+/// `SHA-384("solvency-enclave/emulated-pcrN\0" || image_digest)`; the other PCRs are zero.
+pub fn emulated_pcrs(image_digest: &[u8]) -> BTreeMap<u16, Vec<u8>> {
+    (0..PCR_COUNT)
+        .map(|i| {
+            let value = if i < 3 {
+                let domain = format!("solvency-enclave/emulated-pcr{i}\0");
+                Sha384::new().chain_update(domain.as_bytes()).chain_update(image_digest).finalize().to_vec()
+            } else {
+                vec![0; PCR_BYTES]
+            };
+            (i, value)
+        })
+        .collect()
+}
+
+fn build_intermediates(root: &Authority) -> Result<(Vec<Authority>, OffsetDateTime), NsmError> {
+    const DAY: u64 = 86_400;
+    let regional = authority(
+        "regional.emulated.nitro-enclaves",
+        Duration::from_secs(20 * DAY),
+        IsCa::Ca(BasicConstraints::Constrained(2)),
+        ca_usages(),
+        Some(root),
+    )?;
+    let zonal = authority(
+        "zonal.emulated.nitro-enclaves",
+        Duration::from_secs(6 * DAY),
+        IsCa::Ca(BasicConstraints::Constrained(1)),
+        ca_usages(),
+        Some(&regional),
+    )?;
+    let instance = authority(
+        "instance.emulated.nitro-enclaves",
+        Duration::from_secs(DAY),
+        IsCa::Ca(BasicConstraints::Constrained(0)),
+        vec![KeyUsagePurpose::KeyCertSign],
+        Some(&zonal),
+    )?;
+    let expires = instance.certificate.params().not_after;
+    Ok((vec![regional, zonal, instance], expires))
+}
+
+impl EmulatedNsm {
+    /// A module with a fresh development root, measuring the running binary.
+    pub fn new() -> Result<Self, NsmError> {
+        let exe = std::env::current_exe().map_err(emulator_error)?;
+        let image = std::fs::read(&exe).map_err(emulator_error)?;
+        Self::with_image_digest(&Sha384::digest(&image))
+    }
+
+    /// A module whose PCRs measure an image with SHA-384 `image_digest`.
+    pub fn with_image_digest(image_digest: &[u8]) -> Result<Self, NsmError> {
+        let root = authority(
+            "root.emulated.nitro-enclaves",
+            Duration::from_secs(30 * 365 * 86_400),
+            IsCa::Ca(BasicConstraints::Unconstrained),
+            ca_usages(),
+            None,
+        )?;
+        let (intermediates, intermediates_expire) = build_intermediates(&root)?;
+        let mut id = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        Ok(Self {
+            root,
+            intermediates,
+            intermediates_expire,
+            pcrs: emulated_pcrs(image_digest),
+            module_id: format!("i-emulated-enc{}", hex::encode(id)),
+        })
+    }
+
+    /// The development root certificate (DER), which a verifier must trust explicitly.
+    pub fn root_der(&self) -> Vec<u8> {
+        self.root.certificate.der().to_vec()
+    }
+
+    /// The development root certificate (PEM).
+    pub fn root_pem(&self) -> String {
+        self.root.certificate.pem()
+    }
+
+    fn document(&mut self, request: &AttestationRequest, at: SystemTime) -> Result<Vec<u8>, NsmError> {
+        request.check()?;
+        if self.intermediates_expire - now() < LEAF_LIFETIME {
+            (self.intermediates, self.intermediates_expire) = build_intermediates(&self.root)?;
+        }
+        let Some(issuer) = self.intermediates.last() else {
+            unreachable!("build_intermediates makes three authorities; qed.")
+        };
+        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(emulator_error)?;
+        let leaf = params(
+            &format!("{}.emulated.nitro-enclaves", self.module_id),
+            now() - Duration::from_secs(60),
+            LEAF_LIFETIME,
+            IsCa::ExplicitNoCa,
+            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment],
+        )
+        .signed_by(&leaf_key, &issuer.certificate, &issuer.key)
+        .map_err(emulator_error)?;
+        let timestamp_ms = at.duration_since(UNIX_EPOCH).map_err(emulator_error)?.as_millis() as u64;
+        let optional = |v: &Option<Vec<u8>>| v.clone().map_or(Value::Null, Value::Bytes);
+        let mut cabundle = vec![Value::Bytes(self.root_der())];
+        cabundle.extend(self.intermediates.iter().map(|a| Value::Bytes(a.certificate.der().to_vec())));
+        let payload = Value::Map(vec![
+            (Value::Text("module_id".into()), Value::Text(self.module_id.clone())),
+            (Value::Text("digest".into()), Value::Text("SHA384".into())),
+            (Value::Text("timestamp".into()), Value::Integer(timestamp_ms.into())),
+            (
+                Value::Text("pcrs".into()),
+                Value::Map(
+                    self.pcrs.iter().map(|(i, v)| (Value::Integer((*i).into()), Value::Bytes(v.clone()))).collect(),
+                ),
+            ),
+            (Value::Text("certificate".into()), Value::Bytes(leaf.der().to_vec())),
+            (Value::Text("cabundle".into()), Value::Array(cabundle)),
+            (Value::Text("public_key".into()), optional(&request.public_key)),
+            (Value::Text("user_data".into()), optional(&request.user_data)),
+            (Value::Text("nonce".into()), optional(&request.nonce)),
+        ]);
+        let mut payload_bytes = Vec::new();
+        ciborium::into_writer(&payload, &mut payload_bytes).map_err(emulator_error)?;
+        let envelope = attestation::nitro::CoseSign1 {
+            protected: PROTECTED_ES384.to_vec(),
+            payload: payload_bytes,
+            signature: [0; 96],
+        };
+        let signing = SigningKey::from_pkcs8_der(&leaf_key.serialize_der()).map_err(emulator_error)?;
+        let signature: Signature = signing.sign(&envelope.signed_bytes());
+        let mut out = Vec::new();
+        let cose = Value::Array(vec![
+            Value::Bytes(envelope.protected),
+            Value::Map(vec![]),
+            Value::Bytes(envelope.payload),
+            Value::Bytes(signature.to_bytes().to_vec()),
+        ]);
+        ciborium::into_writer(&cose, &mut out).map_err(emulator_error)?;
+        Ok(out)
+    }
+}
+
+impl SecureModule for EmulatedNsm {
+    fn attestation_document(&mut self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError> {
+        self.document(request, SystemTime::now())
+    }
+
+    fn random_bytes(&mut self, len: usize) -> Result<Vec<u8>, NsmError> {
+        let mut out = vec![0; len];
+        rand::rngs::OsRng.fill_bytes(&mut out);
+        Ok(out)
+    }
+
+    fn describe_pcr(&mut self, index: u16) -> Result<Vec<u8>, NsmError> {
+        self.pcrs.get(&index).cloned().ok_or(NsmError::NoSuchPcr(index))
+    }
+}
