@@ -20,6 +20,7 @@
 pub mod bundle;
 pub mod commitment;
 pub mod error;
+pub mod fuzzing;
 pub mod groth16;
 pub mod inclusion;
 pub mod liabilities;

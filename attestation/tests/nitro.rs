@@ -253,6 +253,20 @@ fn mutated_documents_are_refused_at_the_right_step() {
 }
 
 #[test]
+fn the_built_in_aws_root_is_the_pinned_one() {
+    assert_eq!(TrustAnchor::aws_builtin().unwrap(), root());
+}
+
+#[test]
+fn the_fuzzing_entry_points_accept_real_documents_and_garbage() {
+    for v in vectors() {
+        attestation::fuzzing::nitro_document(&v.bytes);
+    }
+    attestation::fuzzing::nitro_document(&[0x84, 0x44, 0xa1, 0x01]);
+    attestation::fuzzing::liabilities_bundle(&[0xa0]);
+}
+
+#[test]
 fn only_the_pinned_aws_root_is_trusted_as_aws() {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     let other = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&key).unwrap().der().to_vec();

@@ -40,6 +40,12 @@ impl TrustAnchor {
         Ok(Self { der, is_aws: true })
     }
 
+    /// The AWS Nitro Enclaves root (G1) shipped with this crate, checked against the pinned
+    /// fingerprint like any other.
+    pub fn aws_builtin() -> Result<Self, ChainError> {
+        Self::aws_from_pem(include_bytes!("aws-nitro-enclaves-root-g1.pem"))
+    }
+
     /// The AWS root from a PEM file's bytes.
     pub fn aws_from_pem(pem: &[u8]) -> Result<Self, ChainError> {
         Self::aws(pem_to_der(pem)?)

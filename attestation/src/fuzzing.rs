@@ -1,0 +1,29 @@
+//! Entry points for fuzzers. The targets in `fuzz/` only call these, so the harness logic is
+//! reviewed and tested with the library. Each must return normally for every input; a panic, an
+//! overflow or a hang is a bug.
+
+use crate::bundle::Bundle;
+use crate::nitro::{self, AttestationDocument, CoseSign1, Policy, TrustAnchor};
+
+/// A time at which the real AWS test documents' chains are valid (2022-10-13, 09:00 UTC).
+const FUZZ_TIME_MS: u64 = 1_665_651_600_000;
+
+/// Parses `data` as an attestation document step by step, then verifies it in full against the
+/// built-in AWS root at a fixed time, with debug allowed and again with the default policy.
+pub fn nitro_document(data: &[u8]) {
+    if let Ok(envelope) = CoseSign1::decode(data) {
+        let _ = envelope.signed_bytes();
+        let _ = AttestationDocument::decode(&envelope.payload);
+    }
+    if let Ok(root) = TrustAnchor::aws_builtin() {
+        let _ = nitro::verify(data, &root, FUZZ_TIME_MS, &Policy { allow_debug: true, ..Policy::default() });
+        let _ = nitro::verify(data, &root, u64::MAX, &Policy::default());
+    }
+}
+
+/// Decodes `data` as a liabilities bundle and, if it decodes, verifies it.
+pub fn liabilities_bundle(data: &[u8]) {
+    if let Ok(bundle) = Bundle::decode(data) {
+        let _ = crate::liabilities::verify(bundle, None);
+    }
+}
