@@ -84,6 +84,18 @@ fn emulated_documents_have_the_aws_shape_and_a_short_lived_rotating_leaf() {
 }
 
 #[test]
+fn indefinite_length_payloads_verify_over_the_bytes_as_received() {
+    let mut nsm = EmulatedNsm::with_image_digest(&[1u8; 48]).unwrap();
+    nsm.encode_payload_with_indefinite_length(true);
+    let doc = nsm.attestation_document(&request()).unwrap();
+    let payload = CoseSign1::decode(&doc).unwrap().payload;
+    assert_eq!((payload[0], payload[payload.len() - 1]), (0xbf, 0xff));
+    let dev = TrustAnchor::development(nsm.root_der()).unwrap();
+    let verified = verify(&doc, &dev, now_ms(), &Policy::default()).unwrap();
+    assert_eq!(verified.document().nonce.as_deref(), Some(&[2u8; 32][..]));
+}
+
+#[test]
 fn oversized_requests_are_refused_before_signing() {
     let mut nsm = EmulatedNsm::with_image_digest(&[1u8; 48]).unwrap();
     let big = AttestationRequest { user_data: Some(vec![0; 513]), ..AttestationRequest::default() };

@@ -148,3 +148,77 @@ impl AttestationDocument {
         Ok(Self { module_id, digest, timestamp_ms, pcrs, certificate, cabundle, public_key, user_data, nonce })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(edit: impl FnOnce(&mut Vec<(Value, Value)>)) -> Vec<u8> {
+        let mut map = vec![
+            (Value::Text("module_id".into()), Value::Text("i-test".into())),
+            (Value::Text("digest".into()), Value::Text("SHA384".into())),
+            (Value::Text("timestamp".into()), Value::Integer(1u64.into())),
+            (Value::Text("pcrs".into()), Value::Map(vec![(Value::Integer(0.into()), Value::Bytes(vec![0; 48]))])),
+            (Value::Text("certificate".into()), Value::Bytes(vec![1])),
+            (Value::Text("cabundle".into()), Value::Array(vec![Value::Bytes(vec![2])])),
+        ];
+        edit(&mut map);
+        let mut out = Vec::new();
+        ciborium::into_writer(&Value::Map(map), &mut out).unwrap();
+        out
+    }
+
+    fn with(field: &str, value: Value) -> Result<AttestationDocument, PayloadError> {
+        AttestationDocument::decode(&payload(|m| m.push((Value::Text(field.into()), value))))
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent_null_or_empty() {
+        let absent = AttestationDocument::decode(&payload(|_| {})).unwrap();
+        assert_eq!((absent.user_data, absent.nonce, absent.public_key), (None, None, None));
+        assert_eq!(with("user_data", Value::Null).unwrap().user_data, None);
+        assert_eq!(with("nonce", Value::Bytes(vec![])).unwrap().nonce, Some(vec![]));
+    }
+
+    #[test]
+    fn caps_hold_at_the_limit_and_refuse_one_more() {
+        for (field, limit) in
+            [("user_data", MAX_USER_DATA_BYTES), ("nonce", MAX_USER_DATA_BYTES), ("public_key", MAX_PUBLIC_KEY_BYTES)]
+        {
+            assert!(with(field, Value::Bytes(vec![0; limit])).is_ok(), "{field}");
+            assert!(
+                matches!(with(field, Value::Bytes(vec![0; limit + 1])), Err(PayloadError::TooLarge { .. })),
+                "{field}"
+            );
+        }
+        let long_id = payload(|m| m[0].1 = Value::Text("x".repeat(MAX_MODULE_ID_BYTES + 1)));
+        assert!(matches!(
+            AttestationDocument::decode(&long_id),
+            Err(PayloadError::TooLarge { field: "module_id", .. })
+        ));
+        let many = payload(|m| m[5].1 = Value::Array(vec![Value::Bytes(vec![2]); MAX_CABUNDLE + 1]));
+        assert!(matches!(AttestationDocument::decode(&many), Err(PayloadError::TooLarge { field: "cabundle", .. })));
+    }
+
+    #[test]
+    fn structural_defects_get_their_own_errors() {
+        assert_eq!(with("extra", Value::Null).unwrap_err(), PayloadError::Unknown("extra".into()));
+        assert_eq!(with("digest", Value::Text("SHA384".into())).unwrap_err(), PayloadError::Duplicate("digest".into()));
+        let sha256 = payload(|m| m[1].1 = Value::Text("SHA256".into()));
+        assert_eq!(AttestationDocument::decode(&sha256).unwrap_err(), PayloadError::Digest("SHA256".into()));
+        let short_pcr = payload(|m| m[3].1 = Value::Map(vec![(Value::Integer(1.into()), Value::Bytes(vec![0; 32]))]));
+        assert_eq!(AttestationDocument::decode(&short_pcr).unwrap_err(), PayloadError::PcrLength { index: 1, len: 32 });
+        let pcr_32 = payload(|m| m[3].1 = Value::Map(vec![(Value::Integer(32.into()), Value::Bytes(vec![0; 48]))]));
+        assert_eq!(AttestationDocument::decode(&pcr_32).unwrap_err(), PayloadError::PcrIndex(32));
+        let no_pcrs = payload(|m| m[3].1 = Value::Map(vec![]));
+        assert_eq!(AttestationDocument::decode(&no_pcrs).unwrap_err(), PayloadError::PcrCount(0));
+        let empty_bundle = payload(|m| m[5].1 = Value::Array(vec![]));
+        assert_eq!(AttestationDocument::decode(&empty_bundle).unwrap_err(), PayloadError::Empty("cabundle"));
+        let missing = payload(|m| {
+            m.remove(2);
+        });
+        assert_eq!(AttestationDocument::decode(&missing).unwrap_err(), PayloadError::Missing("timestamp"));
+        let wrong_type = payload(|m| m[2].1 = Value::Text("now".into()));
+        assert_eq!(AttestationDocument::decode(&wrong_type).unwrap_err(), PayloadError::WrongType("timestamp"));
+    }
+}

@@ -98,6 +98,7 @@ pub struct EmulatedNsm {
     intermediates_expire: OffsetDateTime,
     pcrs: BTreeMap<u16, Vec<u8>>,
     module_id: String,
+    indefinite_length_payload: bool,
 }
 
 impl std::fmt::Debug for EmulatedNsm {
@@ -175,7 +176,14 @@ impl EmulatedNsm {
             intermediates_expire,
             pcrs: emulated_pcrs(image_digest),
             module_id: format!("i-emulated-enc{}", hex::encode(id)),
+            indefinite_length_payload: false,
         })
+    }
+
+    /// Encodes the payload map with indefinite length (`0xbf .. 0xff`), as some hardware has;
+    /// verifiers must accept it and check the signature over exactly these bytes.
+    pub fn encode_payload_with_indefinite_length(&mut self, yes: bool) {
+        self.indefinite_length_payload = yes;
     }
 
     /// The development root certificate (DER), which a verifier must trust explicitly.
@@ -227,7 +235,17 @@ impl EmulatedNsm {
             (Value::Text("nonce".into()), optional(&request.nonce)),
         ]);
         let mut payload_bytes = Vec::new();
-        ciborium::into_writer(&payload, &mut payload_bytes).map_err(emulator_error)?;
+        match payload {
+            Value::Map(entries) if self.indefinite_length_payload => {
+                payload_bytes.push(0xbf);
+                for (k, v) in entries {
+                    ciborium::into_writer(&k, &mut payload_bytes).map_err(emulator_error)?;
+                    ciborium::into_writer(&v, &mut payload_bytes).map_err(emulator_error)?;
+                }
+                payload_bytes.push(0xff);
+            }
+            other => ciborium::into_writer(&other, &mut payload_bytes).map_err(emulator_error)?,
+        }
         let envelope = attestation::nitro::CoseSign1 {
             protected: PROTECTED_ES384.to_vec(),
             payload: payload_bytes,
