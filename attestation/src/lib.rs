@@ -1,6 +1,7 @@
 //! The verifier side of the solvency enclave, usable by anyone: the liabilities bundle format,
 //! the native Poseidon commitment (leaves, tree, running-sum chain) and batched Groth16
-//! verification over BLS12-381, and per-user inclusion proofs.
+//! verification over BLS12-381, per-user inclusion proofs, and AWS Nitro attestation documents
+//! ([`nitro`]) verified against a pinned root at a time the caller supplies.
 //!
 //! It does no I/O beyond what its callers hand it, uses no system cryptography and builds for
 //! wasm32. The commitment is specified in `docs/commitment-spec.md`.
