@@ -241,6 +241,16 @@ fn mutated_documents_are_refused_at_the_right_step() {
     assert!(!dev.is_aws());
     assert!(matches!(verify(&replaced, &dev, v.at_ms, &permissive()).unwrap_err(), NitroError::Chain(_)));
 
+    // An anchor must be self-signed with a P-384 key: checked once, when it is built.
+    let issuer = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&key).unwrap();
+    let other_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let not_self_signed =
+        rcgen::CertificateParams::new(vec![]).unwrap().signed_by(&other_key, &issuer, &key).unwrap().der().to_vec();
+    assert_eq!(TrustAnchor::development(not_self_signed), Err(ChainError::BadAnchor));
+    let p256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let p256_root = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&p256).unwrap().der().to_vec();
+    assert_eq!(TrustAnchor::development(p256_root), Err(ChainError::BadAnchor));
+
     let mut trailing = v.bytes.clone();
     trailing.push(0);
     assert_eq!(ok(&trailing).unwrap_err().step(), "envelope");

@@ -89,7 +89,7 @@ pub enum PayloadError {
 /// The certificate chain does not lead from the pinned root to the signing key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChainError {
-    #[error("the trust anchor is not a certificate")]
+    #[error("the trust anchor is not a self-signed P-384 certificate")]
     BadAnchor,
     #[error("the trust anchor's SHA-256 is {actual}, not the pinned AWS root {expected}")]
     NotTheAwsRoot { expected: String, actual: String },
