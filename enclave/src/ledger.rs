@@ -75,6 +75,8 @@ impl fmt::Display for RowField {
 pub enum RowProblem {
     /// Empty or absent.
     Missing,
+    /// SQL NULL.
+    Null,
     /// An account id longer than the limit.
     TooLong { bytes: usize },
     /// An asset that is not configured.
@@ -85,6 +87,9 @@ pub enum RowProblem {
     TooLarge { value: String },
     /// An amount with a fractional part or exponent (amounts are integers in base units).
     NonInteger { value: String },
+    /// A decimal amount with more (non-zero) fractional digits than the asset's decimals:
+    /// rounding it would change a balance, so it is refused.
+    WrongScale { value: String, decimals: u32 },
     /// Anything else that is not a plain decimal integer.
     NotANumber { value: String },
     /// The (account, asset) pair appeared on an earlier row.
@@ -97,11 +102,15 @@ impl fmt::Display for RowProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Missing => write!(f, "missing or empty"),
+            Self::Null => write!(f, "NULL"),
             Self::TooLong { bytes } => write!(f, "{bytes} bytes, longer than {MAX_ACCOUNT_ID_BYTES}"),
             Self::UnknownAsset { asset } => write!(f, "unknown asset {asset:?}"),
             Self::Negative { value } => write!(f, "negative amount {value:?}"),
             Self::TooLarge { value } => write!(f, "amount {value:?} is 2^64 or more base units"),
             Self::NonInteger { value } => write!(f, "amount {value:?} is not an integer number of base units"),
+            Self::WrongScale { value, decimals } => {
+                write!(f, "amount {value:?} has more fractional digits than the asset's {decimals} decimals")
+            }
             Self::NotANumber { value } => write!(f, "amount {value:?} is not a decimal integer"),
             Self::Duplicate { first_row } => write!(f, "duplicate (account, asset); first seen on row {first_row}"),
             Self::Unreadable { reason } => write!(f, "unreadable: {reason}"),
@@ -179,6 +188,61 @@ pub fn parse_amount(text: &str) -> Result<u64, RowProblem> {
     Err(RowProblem::NotANumber { value })
 }
 
+/// Most decimals an asset may have (PostgreSQL's NUMERIC precision limit for a scale is far
+/// larger, but no base unit of a real asset is smaller than 10^-38 of the unit).
+pub const MAX_DECIMALS: u32 = 38;
+
+/// Parses a decimal amount in whole units of an asset with `decimals` decimal places (as
+/// PostgreSQL prints NUMERIC and integer columns) into base units, exactly: trailing
+/// fractional zeros are fine, any other digit beyond the scale is [`RowProblem::WrongScale`].
+pub fn parse_decimal(text: &str, decimals: u32) -> Result<u64, RowProblem> {
+    if text.is_empty() {
+        return Err(RowProblem::Missing);
+    }
+    let value = quote(text);
+    let (negative, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = magnitude.split_once('.').unwrap_or((magnitude, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
+        return Err(RowProblem::NotANumber { value });
+    }
+    let frac = frac.trim_end_matches('0');
+    let int = int.trim_start_matches('0');
+    if negative && !(int.is_empty() && frac.is_empty()) {
+        return Err(RowProblem::Negative { value });
+    }
+    let scale = decimals as usize;
+    if frac.len() > scale {
+        return Err(RowProblem::WrongScale { value, decimals });
+    }
+    // Base units are `int` followed by `frac` padded to the scale; more than 20 digits is
+    // always 2^64 or more.
+    if int.len() + scale > 20 && !int.is_empty() {
+        return Err(RowProblem::TooLarge { value });
+    }
+    let mut units: u64 = 0;
+    let padding = std::iter::repeat_n(b'0', scale - frac.len());
+    for d in int.bytes().chain(frac.bytes()).chain(padding) {
+        units = units
+            .checked_mul(10)
+            .and_then(|u| u.checked_add(u64::from(d - b'0')))
+            .ok_or_else(|| RowProblem::TooLarge { value: value.clone() })?;
+    }
+    Ok(units)
+}
+
+/// How amounts are written in the input.
+#[derive(Clone, Debug)]
+enum AmountFormat {
+    /// Integers in base units (CSV files).
+    BaseUnits,
+    /// Decimals in whole units, with each asset's number of decimals (database columns).
+    Decimal(Vec<u32>),
+}
+
 /// Accumulates rows into a [`Ledger`], collecting problems.
 pub struct LedgerBuilder {
     assets: Vec<String>,
@@ -191,6 +255,7 @@ pub struct LedgerBuilder {
     omitted: usize,
     limit: usize,
     rows: u64,
+    amounts: AmountFormat,
 }
 
 impl LedgerBuilder {
@@ -221,7 +286,26 @@ impl LedgerBuilder {
             omitted: 0,
             limit,
             rows: 0,
+            amounts: AmountFormat::BaseUnits,
         })
+    }
+
+    /// A builder whose amounts are decimals in whole units: asset `i` has `decimals[i]`
+    /// decimal places (see [`parse_decimal`]).
+    pub fn with_decimals(assets: Vec<String>, decimals: Vec<u32>, limit: usize) -> Result<Self, LedgerError> {
+        if decimals.len() != assets.len() || decimals.iter().any(|d| *d > MAX_DECIMALS) {
+            return Err(LedgerError::Assets(format!(
+                "each asset needs a number of decimals between 0 and {MAX_DECIMALS}"
+            )));
+        }
+        let mut builder = Self::new(assets, limit)?;
+        builder.amounts = AmountFormat::Decimal(decimals);
+        Ok(builder)
+    }
+
+    /// Rows read so far, good and bad.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Records a problem with row `row`.
@@ -238,14 +322,41 @@ impl LedgerBuilder {
         }
     }
 
-    /// Adds row `row`. Absent fields are `None`.
+    /// Adds row `row` of a file. Absent fields are `None`.
     pub fn push(&mut self, row: u64, account_id: Option<&str>, asset: Option<&str>, amount: Option<&str>) {
+        let _ = self.push_row(row, account_id, asset, amount, RowProblem::Missing);
+    }
+
+    /// Adds row `row` of a query result. SQL NULLs are `None`. Returns the amount in base
+    /// units if the row was accepted.
+    pub fn push_nullable(
+        &mut self,
+        row: u64,
+        account_id: Option<&str>,
+        asset: Option<&str>,
+        amount: Option<&str>,
+    ) -> Option<u64> {
+        self.push_row(row, account_id, asset, amount, RowProblem::Null)
+    }
+
+    fn push_row(
+        &mut self,
+        row: u64,
+        account_id: Option<&str>,
+        asset: Option<&str>,
+        amount: Option<&str>,
+        absent: RowProblem,
+    ) -> Option<u64> {
         self.rows += 1;
+        let problem_if_absent = |s: Option<&str>| match s {
+            None => absent.clone(),
+            Some(_) => RowProblem::Missing,
+        };
         let id = account_id.filter(|s| !s.is_empty());
         let bad = |field, problem| RowError { row, account_id: id.map(str::to_owned), field, problem };
         let mut problems = Vec::new();
         match id {
-            None => problems.push(bad(RowField::AccountId, RowProblem::Missing)),
+            None => problems.push(bad(RowField::AccountId, problem_if_absent(account_id))),
             Some(id) if id.len() > MAX_ACCOUNT_ID_BYTES => {
                 problems.push(bad(RowField::AccountId, RowProblem::TooLong { bytes: id.len() }))
             }
@@ -253,7 +364,7 @@ impl LedgerBuilder {
         }
         let asset_index = match asset.filter(|s| !s.is_empty()) {
             None => {
-                problems.push(bad(RowField::Asset, RowProblem::Missing));
+                problems.push(bad(RowField::Asset, problem_if_absent(asset)));
                 None
             }
             Some(a) => match self.asset_index.get(a) {
@@ -264,7 +375,19 @@ impl LedgerBuilder {
                 }
             },
         };
-        let amount = match parse_amount(amount.unwrap_or("")) {
+        let parsed = match (amount, &self.amounts) {
+            (None, _) => Err(absent.clone()),
+            (Some(text), AmountFormat::BaseUnits) => parse_amount(text),
+            (Some(text), AmountFormat::Decimal(decimals)) => match asset_index.and_then(|i| decimals.get(i)) {
+                Some(scale) => parse_decimal(text, *scale),
+                // With the asset unknown so is its scale: report only what is wrong at any scale.
+                None => match parse_decimal(text, 0) {
+                    Err(RowProblem::WrongScale { .. } | RowProblem::TooLarge { .. }) => Ok(0),
+                    other => other,
+                },
+            },
+        };
+        let amount = match parsed {
             Ok(a) => Some(a),
             Err(problem) => {
                 problems.push(bad(RowField::Amount, problem));
@@ -273,7 +396,7 @@ impl LedgerBuilder {
         };
         if !problems.is_empty() {
             problems.into_iter().for_each(|e| self.push_error(e));
-            return;
+            return None;
         }
         let (Some(id), Some(asset), Some(amount)) = (id, asset_index, amount) else {
             unreachable!("every None above pushed a problem; qed.")
@@ -293,6 +416,7 @@ impl LedgerBuilder {
             Some(0) => {
                 self.first_rows[slot] = row;
                 self.accounts[account].balances[asset] = amount;
+                Some(amount)
             }
             Some(first_row) => {
                 let e = RowError {
@@ -302,6 +426,7 @@ impl LedgerBuilder {
                     problem: RowProblem::Duplicate { first_row },
                 };
                 self.push_error(e);
+                None
             }
             None => unreachable!("first_rows holds k slots per account; qed."),
         }
@@ -390,6 +515,64 @@ mod tests {
         assert_eq!(builder().finish(), Err(LedgerError::Empty));
         assert!(LedgerBuilder::new(vec![], 10).is_err());
         assert!(LedgerBuilder::new(vec!["A".into(), "A".into()], 10).is_err());
+    }
+
+    #[test]
+    fn decimals_convert_exactly_to_base_units() {
+        assert_eq!(parse_decimal("1.5", 8), Ok(150_000_000));
+        assert_eq!(parse_decimal("1.500000000000000000", 8), Ok(150_000_000));
+        assert_eq!(parse_decimal("0.00000001", 8), Ok(1));
+        assert_eq!(parse_decimal("42", 0), Ok(42));
+        assert_eq!(parse_decimal("42.000", 0), Ok(42));
+        assert_eq!(parse_decimal("-0.000", 8), Ok(0));
+        assert_eq!(parse_decimal("000123.4", 1), Ok(1234));
+        assert_eq!(parse_decimal(".5", 1), Ok(5));
+        assert_eq!(parse_decimal("5.", 1), Ok(50));
+        assert_eq!(parse_decimal("18446744073709551615", 0), Ok(u64::MAX));
+        assert_eq!(parse_decimal("184467440737.09551615", 8), Ok(u64::MAX));
+        assert!(matches!(parse_decimal("184467440737.09551616", 8), Err(RowProblem::TooLarge { .. })));
+        assert!(matches!(parse_decimal("1", 20), Err(RowProblem::TooLarge { .. })));
+        assert_eq!(parse_decimal("0.00000000000000000001", 20), Ok(1));
+        assert!(matches!(parse_decimal(&"9".repeat(100_000), 0), Err(RowProblem::TooLarge { .. })));
+        assert_eq!(
+            parse_decimal("1.123456789", 8),
+            Err(RowProblem::WrongScale { value: "1.123456789".into(), decimals: 8 })
+        );
+        assert!(matches!(parse_decimal("-1.5", 8), Err(RowProblem::Negative { .. })));
+        for bad in ["NaN", "Infinity", "-Infinity", ".", "-", "1e5", "1.2.3", " 1", "+1", "1,5"] {
+            assert!(matches!(parse_decimal(bad, 8), Err(RowProblem::NotANumber { .. })), "{bad}");
+        }
+        assert_eq!(parse_decimal("", 8), Err(RowProblem::Missing));
+    }
+
+    #[test]
+    fn database_rows_report_nulls_and_scale_per_asset() {
+        let mut b = LedgerBuilder::with_decimals(vec!["BTC".into(), "ETH".into()], vec![8, 18], 10).unwrap();
+        b.push_nullable(1, Some("alice"), Some("BTC"), Some("1.00000001"));
+        b.push_nullable(2, Some("alice"), Some("ETH"), Some("1.000000000000000001"));
+        let ledger = b.finish().unwrap();
+        assert_eq!(ledger.accounts[0].balances, vec![100_000_001, 1_000_000_000_000_000_001]);
+
+        let mut b = LedgerBuilder::with_decimals(vec!["BTC".into()], vec![8], 10).unwrap();
+        b.push_nullable(1, None, Some("BTC"), Some("1"));
+        b.push_nullable(2, Some("bob"), None, Some("1"));
+        b.push_nullable(3, Some("carol"), Some("BTC"), None);
+        b.push_nullable(4, Some("dave"), Some("BTC"), Some("0.000000001"));
+        b.push_nullable(5, Some(""), Some("BTC"), Some("1"));
+        let Err(LedgerError::BadRows { errors, .. }) = b.finish() else { panic!("expected bad rows") };
+        let got: Vec<_> = errors.iter().map(|e| (e.row, e.field, e.problem.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                (1, RowField::AccountId, RowProblem::Null),
+                (2, RowField::Asset, RowProblem::Null),
+                (3, RowField::Amount, RowProblem::Null),
+                (4, RowField::Amount, RowProblem::WrongScale { value: "0.000000001".into(), decimals: 8 }),
+                (5, RowField::AccountId, RowProblem::Missing),
+            ]
+        );
+        assert!(LedgerBuilder::with_decimals(vec!["BTC".into()], vec![], 10).is_err());
+        assert!(LedgerBuilder::with_decimals(vec!["BTC".into()], vec![MAX_DECIMALS + 1], 10).is_err());
     }
 
     #[test]

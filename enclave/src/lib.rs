@@ -30,6 +30,7 @@
 pub mod bench;
 pub mod circuit;
 pub mod csv_input;
+pub mod db;
 pub mod error;
 pub mod keys;
 pub mod ledger;

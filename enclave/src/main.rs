@@ -1,7 +1,8 @@
-//! `solvency-enclave`: prove a ledger offline, inspect the circuit, benchmark the prover.
+//! `solvency-enclave`: read the ledger from the database (or a CSV file) and prove it, dry-run a
+//! database configuration, inspect the circuit, benchmark the prover.
 //!
-//! Exit codes: 0 success, 1 the input was refused (bad rows, empty ledger), 2 usage,
-//! 3 an I/O or internal failure.
+//! Exit codes: 0 success, 1 the input was refused (bad rows, empty ledger), 2 usage or an
+//! unusable configuration, 3 a connection, I/O or internal failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,32 +33,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read the balances from the configured database and print what was read, without
+    /// proving: the database record, the row count and the per-asset totals.
+    CheckDb {
+        /// Round configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Bad rows listed before the rest are only counted.
+        #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
+        max_errors: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the balances from the configured database and prove them: writes an UNATTESTED
+    /// bundle, inclusion proofs and the database record (database.json).
+    Prove {
+        /// Round configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        proving: ProvingArgs,
+    },
     /// Prove a CSV ledger outside any enclave and write an UNATTESTED bundle and inclusion proofs.
     ProveOffline {
         /// CSV with the header `account_id,asset,amount` (amounts in base units).
         #[arg(long)]
         accounts: PathBuf,
-        /// Output directory (must not exist, or be empty): bundle.cbor and inclusion/.
-        #[arg(long)]
-        out: PathBuf,
         /// Comma-separated asset symbols, in leaf order. Rows with other assets are errors.
         /// Without it, the assets are the symbols found in the file, sorted.
         #[arg(long, value_delimiter = ',')]
         assets: Option<Vec<String>>,
-        /// Accounts per batch proof; default: the smallest circuit that holds every account,
-        /// up to the largest that fits a 2^19 domain (or the size the --keys file was made for).
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// Proving-keys file: used if it exists (so rounds share one verifying key), otherwise
-        /// created by a fresh setup. Without it every run makes new keys.
-        #[arg(long)]
-        keys: Option<PathBuf>,
-        /// Bad rows listed before the rest are only counted.
-        #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
-        max_errors: usize,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        proving: ProvingArgs,
     },
     /// Print the batch circuit's size.
     CircuitInfo {
@@ -109,6 +117,33 @@ enum Command {
     },
 }
 
+/// Where and how to prove.
+#[derive(clap::Args)]
+struct ProvingArgs {
+    /// Output directory (must not exist, or be empty): bundle.cbor and inclusion/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Accounts per batch proof; default: the smallest circuit that holds every account,
+    /// up to the largest that fits a 2^19 domain (or the size the --keys file was made for).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Proving-keys file: used if it exists (so rounds share one verifying key), otherwise
+    /// created by a fresh setup. Without it every run makes new keys.
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Bad rows listed before the rest are only counted.
+    #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
+    max_errors: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// An unusable configuration or invocation (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
 /// Distinguishes refused input (exit 1) from operational failures (exit 3).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -125,6 +160,10 @@ fn main() -> ExitCode {
         Err(e) if e.downcast_ref::<Refused>().is_some() => {
             eprintln!("refused: {e}");
             ExitCode::from(1)
+        }
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -179,96 +218,179 @@ fn auto_batch_size(accounts: usize, assets: usize) -> anyhow::Result<usize> {
     best.context("no batch size fits the largest automatic domain")
 }
 
+/// Proves a validated ledger and writes the round (with the database record, if read from one).
+fn prove_ledger(
+    ledger: enclave::ledger::Ledger,
+    proving: &ProvingArgs,
+    database: Option<&enclave::db::DatabaseRecord>,
+) -> anyhow::Result<()> {
+    let out = &proving.out;
+    let json = proving.json;
+    let k = ledger.assets.len();
+    let accounts_n = ledger.accounts.len();
+    let keys = match &proving.keys {
+        Some(path) if path.exists() => {
+            let keys = load_keys(path)?;
+            if keys.shape.assets != k || proving.batch_size.is_some_and(|b| b != keys.shape.batch_size) {
+                return Err(Refused(format!(
+                    "{} holds keys for batch size {} with {} assets; this run needs {} assets{}",
+                    path.display(),
+                    keys.shape.batch_size,
+                    keys.shape.assets,
+                    k,
+                    proving.batch_size.map(|b| format!(" and batch size {b}")).unwrap_or_default()
+                ))
+                .into());
+            }
+            keys
+        }
+        _ => {
+            let batch_size = match proving.batch_size {
+                Some(b) => b,
+                None => auto_batch_size(accounts_n, k)?,
+            };
+            tracing::info!(accounts = accounts_n, assets = k, batch_size, "running Groth16 setup");
+            let shape = BatchShape { batch_size, assets: k };
+            enclave::keys::check_shape(&shape).map_err(|e| Refused(e.to_string()))?;
+            let keys = setup(shape, &mut OsRng)?;
+            if let Some(path) = &proving.keys {
+                enclave::output::write_keys(path, &keys)?;
+                tracing::info!(path = %path.display(), "proving keys saved");
+            }
+            keys
+        }
+    };
+    let batch_size = keys.shape.batch_size;
+    let batches = accounts_n.div_ceil(batch_size);
+    let bar = progress(batches as u64, "proving batches");
+    let mut round_id = [0u8; 32];
+    OsRng.fill_bytes(&mut round_id);
+    let round =
+        enclave::round::prove_round(&keys, ledger, round_id, &mut OsRng, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    let database_json = database.map(serde_json::to_vec_pretty).transpose()?;
+    let extra: Vec<(&str, &[u8])> = database_json.iter().map(|j| ("database.json", j.as_slice())).collect();
+    enclave::output::write_round(&out, &round, &extra)?;
+    let b = &round.bundle;
+    let vk_sha256 = hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key));
+    if json {
+        let summary = serde_json::json!({
+            "out": out,
+            "attestation": b.attestation,
+            "round_id": hex::encode(b.round_id),
+            "assets": b.assets,
+            "totals": b.totals.iter().map(u128::to_string).collect::<Vec<_>>(),
+            "leaf_count": b.leaf_count,
+            "batch_size": batch_size,
+            "batches": b.batches.len(),
+            "root": attestation::commitment::element_to_hex(&b.root),
+            "verifying_key_sha256": vk_sha256,
+            "database": database,
+        });
+        println!("{summary:#}");
+    } else {
+        println!("UNATTESTED liabilities bundle written to {}", out.join("bundle.cbor").display());
+        println!(
+            "round {}: {} accounts in {} batches of {}",
+            hex::encode(b.round_id),
+            b.leaf_count,
+            b.batches.len(),
+            batch_size
+        );
+        for (a, t) in b.assets.iter().zip(&b.totals) {
+            println!("  total {a}: {t}");
+        }
+        println!("inclusion proofs: {}", out.join("inclusion").display());
+        if database.is_some() {
+            println!("database record: {}", out.join("database.json").display());
+        }
+        println!("verifying key SHA-256 (pin it with --expect-vk-sha256): {vk_sha256}");
+    }
+    Ok(())
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<enclave::db::RoundConfig> {
+    enclave::db::RoundConfig::load(path).map_err(|e| Usage(format!("{}: {e}", path.display())).into())
+}
+
+/// Reads the configured database directly over TCP, with a progress spinner.
+fn read_database(config: &enclave::db::RoundConfig, max_errors: usize) -> anyhow::Result<enclave::db::DatabaseRead> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("reading rows");
+    let result = runtime.block_on(async {
+        let mut session = enclave::db::connect_tcp(config).await?;
+        let snapshot = session.snapshot().await?;
+        let read =
+            snapshot.read(config, max_errors, &mut |rows| spinner.set_message(format!("{rows} rows read"))).await;
+        read
+    });
+    spinner.finish_and_clear();
+    result.map_err(|e| match e {
+        enclave::db::DbError::Rows(rows) => Refused(rows.to_string()).into(),
+        enclave::db::DbError::Config(c) => Usage(c.to_string()).into(),
+        other => anyhow::Error::new(other),
+    })
+}
+
+fn print_record(r: &enclave::db::DatabaseRecord) {
+    let id = &r.identity;
+    let role = if id.in_recovery { "standby" } else { "primary" };
+    println!(
+        "database: system identifier {}, timeline {}, {role} at LSN {}",
+        id.system_identifier, id.timeline, id.lsn
+    );
+    println!("snapshot: {} at {}", id.snapshot, id.server_time);
+    println!("server: PostgreSQL {}, certificate SHA-256 {}", id.server_version, id.server_cert_sha256);
+    println!("read as {} from {}: {}", id.role, id.database, r.query);
+    println!("rows: {} (rows SHA-256 {})", r.rows, r.rows_sha256);
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::ProveOffline { accounts, out, assets, batch_size, keys: keys_path, max_errors, json } => {
-            enclave::output::check_free(&out).map_err(|e| Refused(e.to_string()))?;
+        Command::ProveOffline { accounts, assets, proving } => {
+            enclave::output::check_free(&proving.out).map_err(|e| Refused(e.to_string()))?;
             let assets = match assets {
                 Some(a) => a,
                 None => infer_assets(&accounts)?,
             };
             let file = std::fs::File::open(&accounts).with_context(|| format!("opening {}", accounts.display()))?;
-            let ledger = match read_ledger(std::io::BufReader::new(file), assets, max_errors) {
+            let ledger = match read_ledger(std::io::BufReader::new(file), assets, proving.max_errors) {
                 Ok(l) => l,
                 Err(e @ (CsvError::Ledger(_) | CsvError::Header(_))) => return Err(Refused(e.to_string()).into()),
                 Err(e) => return Err(e.into()),
             };
-            let k = ledger.assets.len();
-            let accounts_n = ledger.accounts.len();
-            let keys = match &keys_path {
-                Some(path) if path.exists() => {
-                    let keys = load_keys(path)?;
-                    if keys.shape.assets != k || batch_size.is_some_and(|b| b != keys.shape.batch_size) {
-                        return Err(Refused(format!(
-                            "{} holds keys for batch size {} with {} assets; this run needs {} assets{}",
-                            path.display(),
-                            keys.shape.batch_size,
-                            keys.shape.assets,
-                            k,
-                            batch_size.map(|b| format!(" and batch size {b}")).unwrap_or_default()
-                        ))
-                        .into());
-                    }
-                    keys
-                }
-                _ => {
-                    let batch_size = match batch_size {
-                        Some(b) => b,
-                        None => auto_batch_size(accounts_n, k)?,
-                    };
-                    tracing::info!(accounts = accounts_n, assets = k, batch_size, "running Groth16 setup");
-                    let shape = BatchShape { batch_size, assets: k };
-                    enclave::keys::check_shape(&shape).map_err(|e| Refused(e.to_string()))?;
-                    let keys = setup(shape, &mut OsRng)?;
-                    if let Some(path) = &keys_path {
-                        enclave::output::write_keys(path, &keys)?;
-                        tracing::info!(path = %path.display(), "proving keys saved");
-                    }
-                    keys
-                }
-            };
-            let batch_size = keys.shape.batch_size;
-            let batches = accounts_n.div_ceil(batch_size);
-            let bar = progress(batches as u64, "proving batches");
-            let mut round_id = [0u8; 32];
-            OsRng.fill_bytes(&mut round_id);
-            let round = enclave::round::prove_round(&keys, ledger, round_id, &mut OsRng, &mut |done, _| {
-                bar.set_position(done as u64)
-            })?;
-            bar.finish_and_clear();
-            enclave::output::write_round(&out, &round)?;
-            let b = &round.bundle;
-            let vk_sha256 = hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key));
+            prove_ledger(ledger, &proving, None)
+        }
+        Command::CheckDb { config, max_errors, json } => {
+            let config = load_config(&config)?;
+            let read = read_database(&config, max_errors)?;
+            let totals = read.ledger.totals();
             if json {
                 let summary = serde_json::json!({
-                    "out": out,
-                    "attestation": b.attestation,
-                    "round_id": hex::encode(b.round_id),
-                    "assets": b.assets,
-                    "totals": b.totals.iter().map(u128::to_string).collect::<Vec<_>>(),
-                    "leaf_count": b.leaf_count,
-                    "batch_size": batch_size,
-                    "batches": b.batches.len(),
-                    "root": attestation::commitment::element_to_hex(&b.root),
-                    "verifying_key_sha256": vk_sha256,
+                    "database": read.record,
+                    "accounts": read.ledger.accounts.len(),
+                    "assets": read.ledger.assets,
+                    "totals": totals.iter().map(u128::to_string).collect::<Vec<_>>(),
                 });
                 println!("{summary:#}");
             } else {
-                println!("UNATTESTED liabilities bundle written to {}", out.join("bundle.cbor").display());
-                println!(
-                    "round {}: {} accounts in {} batches of {}",
-                    hex::encode(b.round_id),
-                    b.leaf_count,
-                    b.batches.len(),
-                    batch_size
-                );
-                for (a, t) in b.assets.iter().zip(&b.totals) {
-                    println!("  total {a}: {t}");
+                print_record(&read.record);
+                println!("accounts: {}", read.ledger.accounts.len());
+                for ((asset, total), spec) in read.ledger.assets.iter().zip(&totals).zip(&config.assets) {
+                    println!("  total {asset}: {total} base units ({} decimals)", spec.decimals);
                 }
-                println!("inclusion proofs: {}", out.join("inclusion").display());
-                println!("verifying key SHA-256 (pin it with --expect-vk-sha256): {vk_sha256}");
             }
             Ok(())
+        }
+        Command::Prove { config, proving } => {
+            enclave::output::check_free(&proving.out).map_err(|e| Refused(e.to_string()))?;
+            let config = load_config(&config)?;
+            let read = read_database(&config, proving.max_errors)?;
+            if !proving.json {
+                print_record(&read.record);
+            }
+            prove_ledger(read.ledger, &proving, Some(&read.record))
         }
         Command::CircuitInfo { batch_size, assets, json } => {
             let shape = BatchShape { batch_size, assets };

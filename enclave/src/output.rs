@@ -93,8 +93,9 @@ pub fn check_free(dir: &Path) -> Result<(), OutputError> {
     }
 }
 
-/// Writes `DIR/bundle.cbor` and `DIR/inclusion/<account>.json` for every account.
-pub fn write_round(dir: &Path, round: &ProvedRound) -> Result<(), OutputError> {
+/// Writes `DIR/bundle.cbor`, `DIR/inclusion/<account>.json` for every account, and `extra`
+/// files (name, contents) beside the bundle, all or nothing.
+pub fn write_round(dir: &Path, round: &ProvedRound, extra: &[(&str, &[u8])]) -> Result<(), OutputError> {
     check_free(dir)?;
     let parent = parent_of(dir);
     io("create", &parent, fs::create_dir_all(&parent))?;
@@ -103,6 +104,9 @@ pub fn write_round(dir: &Path, round: &ProvedRound) -> Result<(), OutputError> {
     io("create", &staging, fs::create_dir(&staging))?;
     let result = (|| {
         write_synced(&staging.join("bundle.cbor"), &round.bundle.encode())?;
+        for (name, contents) in extra {
+            write_synced(&staging.join(name), contents)?;
+        }
         let inclusion = staging.join("inclusion");
         io("create", &inclusion, fs::create_dir(&inclusion))?;
         for proof in &round.inclusion {

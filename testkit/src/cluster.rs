@@ -66,11 +66,14 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
 pub struct ClusterOptions {
     /// Serve TLS (and accept TCP clients only over it). Off only to test that clients refuse it.
     pub tls: bool,
+    /// The pg_hba authentication method for TCP clients: `scram-sha-256`, or a weaker one
+    /// (`password`, `md5`) to test that clients refuse it.
+    pub auth_method: &'static str,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { tls: true }
+        Self { tls: true, auth_method: "scram-sha-256" }
     }
 }
 
@@ -130,6 +133,7 @@ pub struct PrivateCluster {
     reader_password: String,
     replication_password: String,
     tls: bool,
+    auth_method: &'static str,
 }
 
 fn random_password() -> String {
@@ -207,6 +211,7 @@ impl PrivateCluster {
             reader_password: random_password(),
             replication_password: random_password(),
             tls: options.tls,
+            auth_method: options.auth_method,
             dir,
         };
         cluster.give_to_owner(cluster.dir.path())?;
@@ -271,7 +276,7 @@ impl PrivateCluster {
         write("server.key", &self.identity.key_pem, 0o600)?;
         let host = if self.tls { "hostssl" } else { "host" };
         let mut hba = format!("local all {ADMIN_ROLE} trust\n");
-        let _ = writeln!(hba, "{host} all all 127.0.0.1/32 scram-sha-256");
+        let _ = writeln!(hba, "{host} all all 127.0.0.1/32 {}", self.auth_method);
         let _ = writeln!(hba, "{host} replication {REPLICATION_ROLE} 127.0.0.1/32 scram-sha-256");
         write("pg_hba.conf", &hba, 0o600)?;
         let conf = format!(
@@ -344,6 +349,7 @@ impl PrivateCluster {
             reader_password: self.reader_password.clone(),
             replication_password: self.replication_password.clone(),
             tls: self.tls,
+            auth_method: self.auth_method,
             dir,
         };
         standby.give_to_owner(standby.dir.path())?;
@@ -418,20 +424,25 @@ impl PrivateCluster {
         )
     }
 
-    /// A round configuration (TOML) for this cluster reading `query`, with the CA pinned and
-    /// the password in the environment variable `password_env`.
-    pub fn round_config(&self, query: &str, assets: &[(&str, u32)], password_env: &str) -> String {
+    /// A round configuration (TOML) for this cluster reading `query`, with the CA pinned and the
+    /// reader's password in a file beside the cluster.
+    pub fn round_config(&self, query: &str, assets: &[(&str, u32)]) -> Result<String, ClusterError> {
+        let password_file = self.dir.path().join("reader-password");
+        fs::write(&password_file, &self.reader_password).map_err(io("writing the password file"))?;
+        fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600)).map_err(io("chmod"))?;
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         let mut toml = format!(
             "[database]\nhost = \"localhost\"\nport = {}\ndbname = \"postgres\"\nuser = \"{READER_ROLE}\"\n\
-             password_env = \"{password_env}\"\nserver_ca = \"{}\"\nquery = \"{}\"\n",
+             password_file = {}\nserver_ca = {}\nquery = {}\n",
             self.port,
-            self.ca_path.display(),
-            query.replace('\\', "\\\\").replace('"', "\\\"")
+            quote(&password_file.display().to_string()),
+            quote(&self.ca_path.display().to_string()),
+            quote(query),
         );
         for (symbol, decimals) in assets {
-            let _ = write!(toml, "\n[[assets]]\nsymbol = \"{symbol}\"\ndecimals = {decimals}\n");
+            let _ = write!(toml, "\n[[assets]]\nsymbol = {}\ndecimals = {decimals}\n", quote(symbol));
         }
-        toml
+        Ok(toml)
     }
 }
 

@@ -25,6 +25,6 @@ fn a_cluster_loads_fixtures_that_match_the_formula_and_replicates_to_a_standby()
 
 #[test]
 fn a_cluster_without_tls_is_possible_for_refusal_tests() {
-    let cluster = PrivateCluster::start_with(&ClusterOptions { tls: false }).unwrap();
+    let cluster = PrivateCluster::start_with(&ClusterOptions { tls: false, ..ClusterOptions::default() }).unwrap();
     assert_eq!(cluster.psql("SHOW ssl").unwrap(), "off");
 }
