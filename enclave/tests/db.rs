@@ -124,8 +124,8 @@ fn a_server_without_tls_is_refused() {
 fn a_server_asking_for_the_password_without_scram_gets_nothing() {
     // Cleartext password authentication inside TLS: the server (or whoever holds a certificate
     // the pin accepts) would learn the password. Channel binding being required refuses it.
-    let cluster = PrivateCluster::start_with(&ClusterOptions { auth_method: "password", ..ClusterOptions::default() })
-        .unwrap();
+    let cluster =
+        PrivateCluster::start_with(&ClusterOptions { auth_method: "password", ..ClusterOptions::default() }).unwrap();
     let config = config(&cluster, "SELECT 'a'::text, 'BTC'::text, 1::numeric");
     let err = runtime().block_on(read_over_tcp(&config)).unwrap_err();
     assert!(matches!(&err, DbError::Connect(e) if e.to_string().contains("channel binding")), "{err}");
