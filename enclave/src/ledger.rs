@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 
 use attestation::bundle::MAX_ASSETS;
 use attestation::commitment::MAX_ACCOUNT_ID_BYTES;
@@ -247,7 +248,9 @@ enum AmountFormat {
 pub struct LedgerBuilder {
     assets: Vec<String>,
     asset_index: HashMap<String, usize>,
-    account_index: HashMap<String, usize>,
+    /// Indices into `accounts`, hashed by id: the ids themselves are stored once, in `accounts`.
+    account_index: hashbrown::HashTable<usize>,
+    hasher: RandomState,
     accounts: Vec<Account>,
     /// Row on which each (account, asset) pair was first seen; 0 when not yet.
     first_rows: Vec<u64>,
@@ -279,7 +282,8 @@ impl LedgerBuilder {
         Ok(Self {
             assets,
             asset_index,
-            account_index: HashMap::new(),
+            account_index: hashbrown::HashTable::new(),
+            hasher: RandomState::new(),
             accounts: Vec::new(),
             first_rows: Vec::new(),
             errors: Vec::new(),
@@ -402,13 +406,16 @@ impl LedgerBuilder {
             unreachable!("every None above pushed a problem; qed.")
         };
         let k = self.assets.len();
-        let account = match self.account_index.get(id) {
+        let Self { account_index, accounts, hasher, first_rows, .. } = self;
+        let hash = hasher.hash_one(id);
+        // Every index in the table was pushed to `accounts` with it; qed.
+        let account = match account_index.find(hash, |&i| accounts[i].id == id) {
             Some(i) => *i,
             None => {
-                self.account_index.insert(id.to_owned(), self.accounts.len());
-                self.accounts.push(Account { id: id.to_owned(), balances: vec![0; k] });
-                self.first_rows.extend(std::iter::repeat_n(0, k));
-                self.accounts.len() - 1
+                account_index.insert_unique(hash, accounts.len(), |&i| hasher.hash_one(&accounts[i].id));
+                accounts.push(Account { id: id.to_owned(), balances: vec![0; k] });
+                first_rows.extend(std::iter::repeat_n(0, k));
+                accounts.len() - 1
             }
         };
         let slot = account * k + asset;

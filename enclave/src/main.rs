@@ -270,7 +270,7 @@ fn prove_ledger(
     bar.finish_and_clear();
     let database_json = database.map(serde_json::to_vec_pretty).transpose()?;
     let extra: Vec<(&str, &[u8])> = database_json.iter().map(|j| ("database.json", j.as_slice())).collect();
-    enclave::output::write_round(&out, &round, &extra)?;
+    enclave::output::write_round(out, &round, &extra)?;
     let b = &round.bundle;
     let vk_sha256 = hex::encode(attestation::liabilities::verifying_key_sha256(&b.verifying_key));
     if json {

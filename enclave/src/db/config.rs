@@ -263,7 +263,7 @@ decimals = 8
         assert!(matches!(RoundConfig::parse(&decimals, Path::new(".")), Err(ConfigError::Decimals { .. })));
         let binding = GOOD.replace("query =", "channel_binding = \"disable\"\nquery =");
         assert!(matches!(RoundConfig::parse(&binding, Path::new(".")), Err(ConfigError::Syntax(_))));
-        let no_assets = GOOD.split("[[assets]]").next().unwrap_or_default().to_owned() + "assets = []\n";
+        let no_assets = format!("assets = []\n{}", GOOD.split("[[assets]]").next().unwrap_or_default());
         assert!(matches!(RoundConfig::parse(&no_assets, Path::new(".")), Err(ConfigError::NoAssets)));
     }
 

@@ -31,20 +31,36 @@ pub enum DbError {
     UntrustedServer(String),
     #[error("connecting to the database timed out after {0} s")]
     Timeout(u64),
-    #[error("connecting or authenticating to the database: {0}")]
+    #[error("connecting or authenticating to the database: {}", chain(.0))]
     Connect(#[source] tokio_postgres::Error),
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", chain(.source))]
     Query { what: &'static str, source: tokio_postgres::Error },
     #[error("the database identity query: {0}")]
     Identity(String),
     #[error("the query's result: {0}")]
     Columns(String),
-    #[error("the connection failed after {rows} row(s) were read; nothing was proven: {source}")]
+    #[error("the connection failed after {rows} row(s) were read; nothing was proven: {}", chain(.source))]
     Stream { rows: u64, source: tokio_postgres::Error },
     #[error("malformed COPY data at row {row}: {reason}")]
     CopyFormat { row: u64, reason: copy_text::CopyFormatError },
     #[error(transparent)]
     Rows(#[from] LedgerError),
+}
+
+/// The error and its causes, since tokio-postgres keeps the reason (the server's message, the
+/// refused authentication method) in the source.
+fn chain(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl DbError {
