@@ -2,9 +2,10 @@
 //! configured asset, validating every row and collecting every problem (up to a limit) so an
 //! operator sees them all in one run. Any bad row means no ledger at all.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use attestation::bundle::MAX_ASSETS;
 use attestation::commitment::MAX_ACCOUNT_ID_BYTES;
@@ -169,24 +170,24 @@ pub fn parse_amount(text: &str) -> Result<u64, RowProblem> {
     if text.is_empty() {
         return Err(RowProblem::Missing);
     }
-    let value = quote(text);
+    let value = || quote(text);
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = text.strip_prefix('-') {
         let magnitude_is_zero = rest.bytes().all(|b| b == b'0' || b == b'.');
         if (digits(rest) || rest.split_once('.').is_some_and(|(i, f)| digits(i) && digits(f))) && !magnitude_is_zero {
-            return Err(RowProblem::Negative { value });
+            return Err(RowProblem::Negative { value: value() });
         }
-        return Err(RowProblem::NotANumber { value });
+        return Err(RowProblem::NotANumber { value: value() });
     }
     if digits(text) {
-        return text.parse::<u64>().map_err(|_| RowProblem::TooLarge { value });
+        return text.parse::<u64>().map_err(|_| RowProblem::TooLarge { value: value() });
     }
     let looks_decimal = text.split_once('.').is_some_and(|(i, f)| (digits(i) || i.is_empty()) && digits(f));
     let looks_exponent = text.split_once(['e', 'E']).is_some_and(|(m, _)| digits(m) || m.contains('.'));
     if looks_decimal || looks_exponent {
-        return Err(RowProblem::NonInteger { value });
+        return Err(RowProblem::NonInteger { value: value() });
     }
-    Err(RowProblem::NotANumber { value })
+    Err(RowProblem::NotANumber { value: value() })
 }
 
 /// Most decimals an asset may have (PostgreSQL's NUMERIC precision limit for a scale is far
@@ -200,7 +201,7 @@ pub fn parse_decimal(text: &str, decimals: u32) -> Result<u64, RowProblem> {
     if text.is_empty() {
         return Err(RowProblem::Missing);
     }
-    let value = quote(text);
+    let value = || quote(text);
     let (negative, magnitude) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -208,21 +209,21 @@ pub fn parse_decimal(text: &str, decimals: u32) -> Result<u64, RowProblem> {
     let (int, frac) = magnitude.split_once('.').unwrap_or((magnitude, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
-        return Err(RowProblem::NotANumber { value });
+        return Err(RowProblem::NotANumber { value: value() });
     }
     let frac = frac.trim_end_matches('0');
     let int = int.trim_start_matches('0');
     if negative && !(int.is_empty() && frac.is_empty()) {
-        return Err(RowProblem::Negative { value });
+        return Err(RowProblem::Negative { value: value() });
     }
     let scale = decimals as usize;
     if frac.len() > scale {
-        return Err(RowProblem::WrongScale { value, decimals });
+        return Err(RowProblem::WrongScale { value: value(), decimals });
     }
     // Base units are `int` followed by `frac` padded to the scale; more than 20 digits is
     // always 2^64 or more.
     if int.len() + scale > 20 && !int.is_empty() {
-        return Err(RowProblem::TooLarge { value });
+        return Err(RowProblem::TooLarge { value: value() });
     }
     let mut units: u64 = 0;
     let padding = std::iter::repeat_n(b'0', scale - frac.len());
@@ -230,7 +231,7 @@ pub fn parse_decimal(text: &str, decimals: u32) -> Result<u64, RowProblem> {
         units = units
             .checked_mul(10)
             .and_then(|u| u.checked_add(u64::from(d - b'0')))
-            .ok_or_else(|| RowProblem::TooLarge { value: value.clone() })?;
+            .ok_or_else(|| RowProblem::TooLarge { value: value() })?;
     }
     Ok(units)
 }
@@ -244,13 +245,22 @@ enum AmountFormat {
     Decimal(Vec<u32>),
 }
 
+/// How an account id is found among the accounts seen so far.
+enum AccountIndex {
+    /// Every id so far came in non-decreasing byte order (the query sorts by account), so a
+    /// known id can only be the last one: no index is needed.
+    Sorted,
+    /// (hash of the id, index into `accounts`): the ids themselves are stored once, in
+    /// `accounts`, and growing the table never has to go back to them.
+    Hashed(HashTable<(u64, usize)>),
+}
+
 /// Accumulates rows into a [`Ledger`], collecting problems.
 pub struct LedgerBuilder {
     assets: Vec<String>,
     asset_index: HashMap<String, usize>,
-    /// Indices into `accounts`, hashed by id: the ids themselves are stored once, in `accounts`.
-    account_index: hashbrown::HashTable<usize>,
-    hasher: RandomState,
+    account_index: AccountIndex,
+    hasher: DefaultHashBuilder,
     accounts: Vec<Account>,
     /// Row on which each (account, asset) pair was first seen; 0 when not yet.
     first_rows: Vec<u64>,
@@ -282,8 +292,8 @@ impl LedgerBuilder {
         Ok(Self {
             assets,
             asset_index,
-            account_index: hashbrown::HashTable::new(),
-            hasher: RandomState::new(),
+            account_index: AccountIndex::Sorted,
+            hasher: DefaultHashBuilder::default(),
             accounts: Vec::new(),
             first_rows: Vec::new(),
             errors: Vec::new(),
@@ -406,16 +416,16 @@ impl LedgerBuilder {
             unreachable!("every None above pushed a problem; qed.")
         };
         let k = self.assets.len();
-        let Self { account_index, accounts, hasher, first_rows, .. } = self;
-        let hash = hasher.hash_one(id);
-        // Every index in the table was pushed to `accounts` with it; qed.
-        let account = match account_index.find(hash, |&i| accounts[i].id == id) {
-            Some(i) => *i,
+        let account = match self.find_account(id) {
+            Some(i) => i,
             None => {
-                account_index.insert_unique(hash, accounts.len(), |&i| hasher.hash_one(&accounts[i].id));
-                accounts.push(Account { id: id.to_owned(), balances: vec![0; k] });
-                first_rows.extend(std::iter::repeat_n(0, k));
-                accounts.len() - 1
+                if let AccountIndex::Hashed(table) = &mut self.account_index {
+                    let hash = self.hasher.hash_one(id);
+                    table.insert_unique(hash, (hash, self.accounts.len()), |&(h, _)| h);
+                }
+                self.accounts.push(Account { id: id.to_owned(), balances: vec![0; k] });
+                self.first_rows.extend(std::iter::repeat_n(0, k));
+                self.accounts.len() - 1
             }
         };
         let slot = account * k + asset;
@@ -437,6 +447,30 @@ impl LedgerBuilder {
             }
             None => unreachable!("first_rows holds k slots per account; qed."),
         }
+    }
+
+    /// The index of the account with `id`, if seen before.
+    fn find_account(&mut self, id: &str) -> Option<usize> {
+        if let AccountIndex::Sorted = self.account_index {
+            match self.accounts.last() {
+                None => return None,
+                Some(last) if last.id.as_str() == id => return Some(self.accounts.len() - 1),
+                Some(last) if last.id.as_str() < id => return None,
+                // Out of order: from here on, look ids up in a hash table.
+                Some(_) => {
+                    let mut table = HashTable::with_capacity(self.accounts.len());
+                    for (i, account) in self.accounts.iter().enumerate() {
+                        let hash = self.hasher.hash_one(&account.id);
+                        table.insert_unique(hash, (hash, i), |&(h, _)| h);
+                    }
+                    self.account_index = AccountIndex::Hashed(table);
+                }
+            }
+        }
+        let AccountIndex::Hashed(table) = &self.account_index else { return None };
+        let hash = self.hasher.hash_one(id);
+        // Every index in the table was pushed to `accounts` with it; qed.
+        table.find(hash, |&(h, i)| h == hash && self.accounts[i].id == id).map(|&(_, i)| i)
     }
 
     /// The ledger, or every problem found.
@@ -580,6 +614,62 @@ mod tests {
         );
         assert!(LedgerBuilder::with_decimals(vec!["BTC".into()], vec![], 10).is_err());
         assert!(LedgerBuilder::with_decimals(vec!["BTC".into()], vec![MAX_DECIMALS + 1], 10).is_err());
+    }
+
+    proptest::proptest! {
+        /// Sorted, partly sorted and unsorted inputs give what a plain map gives: the same
+        /// accounts in first-seen order, and every repeated (account, asset) as a duplicate.
+        #[test]
+        fn accounts_and_duplicates_match_a_reference_model(
+            rows in proptest::collection::vec((0u8..12, 0usize..2, 0u64..100), 0..60),
+            sorted_prefix in 0usize..60,
+        ) {
+            let mut rows = rows;
+            let cut = sorted_prefix.min(rows.len());
+            rows[..cut].sort();
+            let mut b = LedgerBuilder::new(vec!["BTC".into(), "ETH".into()], usize::MAX).unwrap();
+            let mut order: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashMap::new();
+            let mut balances = std::collections::HashMap::new();
+            let mut duplicates = Vec::new();
+            for (n, (id, asset, amount)) in rows.iter().enumerate() {
+                let row = n as u64 + 1;
+                let id = format!("user{id:02}");
+                let symbol = ["BTC", "ETH"][*asset];
+                b.push(row, Some(&id), Some(symbol), Some(&amount.to_string()));
+                if !order.contains(&id) {
+                    order.push(id.clone());
+                }
+                match seen.get(&(id.clone(), *asset)) {
+                    Some(first) => duplicates.push((row, *first)),
+                    None => {
+                        seen.insert((id.clone(), *asset), row);
+                        balances.insert((id, *asset), *amount);
+                    }
+                }
+            }
+            match b.finish() {
+                Ok(ledger) => {
+                    proptest::prop_assert!(duplicates.is_empty());
+                    let ids: Vec<_> = ledger.accounts.iter().map(|a| a.id.clone()).collect();
+                    proptest::prop_assert_eq!(ids, order);
+                    for a in &ledger.accounts {
+                        for (j, got) in a.balances.iter().enumerate() {
+                            proptest::prop_assert_eq!(*got, balances.get(&(a.id.clone(), j)).copied().unwrap_or(0));
+                        }
+                    }
+                }
+                Err(LedgerError::Empty) => proptest::prop_assert!(rows.is_empty()),
+                Err(LedgerError::BadRows { errors, .. }) => {
+                    let got: Vec<_> = errors
+                        .iter()
+                        .map(|e| match e.problem { RowProblem::Duplicate { first_row } => (e.row, first_row), _ => (0, 0) })
+                        .collect();
+                    proptest::prop_assert_eq!(got, duplicates);
+                }
+                Err(e) => proptest::prop_assert!(false, "{}", e),
+            }
+        }
     }
 
     #[test]
