@@ -1,6 +1,8 @@
-//! The program inside the enclave: it turns a ledger (rows of account, asset, amount) into a
-//! liabilities bundle — the salted Poseidon commitment, one Groth16 proof per batch over
-//! BLS12-381, and per-user inclusion proofs — verifiable with the `attestation` crate.
+//! The program inside the enclave: it reads the ledger itself from the exchange's database
+//! ([`db`]: pinned TLS, SCRAM with channel binding, one recorded snapshot) and turns its rows
+//! (account, asset, amount) into a liabilities bundle — the salted Poseidon commitment, one
+//! Groth16 proof per batch over BLS12-381, and per-user inclusion proofs — verifiable with the
+//! `attestation` crate.
 //!
 //! The batch circuit is written once ([`circuit::batch`]) against a backend trait: setup records
 //! its constraints, proving computes its witness natively and reuses the setup's matrices.
