@@ -113,6 +113,30 @@ fn a_man_in_the_middle_is_refused_before_any_credential_is_sent() {
 }
 
 #[test]
+fn the_read_goes_through_the_parents_proxy_with_tls_end_to_end() {
+    let cluster = PrivateCluster::start().unwrap();
+    cluster.load_fixture("balances", 30, &fixture_assets()).unwrap();
+    let config = config(&cluster, &fixture::query("balances"));
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy: channel::Address = channel::Address::Unix(dir.path().join("proxy.sock"));
+    let other: channel::Address = channel::Address::Unix(dir.path().join("other.sock"));
+    let read = rt.block_on(async {
+        let allowed = channel::proxy::Allowlist::new([("localhost".to_owned(), cluster.port())]);
+        tokio::spawn(channel::proxy::serve(channel::Listener::bind(&proxy).await.unwrap(), allowed));
+        let elsewhere = channel::proxy::Allowlist::new([("db.example".to_owned(), 5432)]);
+        tokio::spawn(channel::proxy::serve(channel::Listener::bind(&other).await.unwrap(), elsewhere));
+        let refused = enclave::db::connect_via_proxy(&config, &other).await.err().unwrap();
+        assert!(matches!(refused, DbError::Proxy(_)), "{refused}");
+        let mut session = enclave::db::connect_via_proxy(&config, &proxy).await.unwrap();
+        session.snapshot().await.unwrap().read(&config, 100, &mut |_| {}).await.unwrap()
+    });
+    assert_eq!(read.ledger.totals(), fixture::expected_totals(30, 2));
+    // The certificate recorded is the database's own: the proxy only relayed bytes.
+    assert_eq!(read.record.identity.server_cert_sha256, cluster.identity().cert_sha256());
+}
+
+#[test]
 fn a_server_without_tls_is_refused() {
     let cluster = PrivateCluster::start_with(&ClusterOptions { tls: false, ..ClusterOptions::default() }).unwrap();
     let config = config(&cluster, "SELECT 'a'::text, 'BTC'::text, 1::numeric");

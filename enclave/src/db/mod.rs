@@ -11,7 +11,7 @@ pub mod tls;
 
 pub use config::{ConfigError, RoundConfig};
 pub use record::{DatabaseIdentity, DatabaseRecord};
-pub use session::{connect_tcp, read_database, DatabaseRead, Session, Snapshot};
+pub use session::{connect_tcp, connect_via_proxy, read_database, DatabaseRead, Session, Snapshot};
 
 use crate::ledger::LedgerError;
 
@@ -25,6 +25,8 @@ pub enum DbError {
     TlsConfig(rustls::Error),
     #[error("connecting to {host}:{port}: {source}")]
     Tcp { host: String, port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Proxy(#[from] channel::proxy::ProxyError),
     #[error("the database server does not offer TLS; refusing to go on without it (no credential was sent)")]
     NoTls,
     #[error("the database server is not the pinned one (no credential was sent): {0}")]

@@ -255,6 +255,20 @@ pub async fn connect_tcp(config: &RoundConfig) -> Result<Session, DbError> {
     Session::connect(stream, db, &pin, &password).await
 }
 
+/// Connects through the parent's proxy at `proxy` (inside an enclave, `vsock://3:PORT`): the
+/// proxy relays bytes to the configured host and port if its allowlist has them, and TLS runs
+/// between this process and the database.
+pub async fn connect_via_proxy(config: &RoundConfig, proxy: &channel::Address) -> Result<Session, DbError> {
+    let db = &config.database;
+    let pin = config.server_pin()?;
+    let password = config.password()?;
+    let timeout = Duration::from_secs(db.connect_timeout_secs);
+    let stream = tokio::time::timeout(timeout, channel::proxy::connect_via(proxy, &db.host, db.port))
+        .await
+        .map_err(|_| DbError::Timeout(db.connect_timeout_secs))??;
+    Session::connect(stream, db, &pin, &password).await
+}
+
 /// The whole read over `stream`: connect, snapshot, stream, validate.
 pub async fn read_database<S>(
     stream: S,
