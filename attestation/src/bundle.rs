@@ -149,8 +149,9 @@ impl Bundle {
         if wire.format != FORMAT_V1 {
             return Err(BundleError::UnknownFormat(wire.format));
         }
-        // Attestation documents arrive with the enclave; until then nothing else may claim one.
-        if wire.attestation != UNATTESTED {
+        // A bundle is either a development one, or the liabilities part of an attested round
+        // bundle (whose manifest commits to its hash).
+        if wire.attestation != UNATTESTED && wire.attestation != crate::attested::EMBEDDED {
             return Err(BundleError::UnsupportedAttestation(wire.attestation));
         }
         let round_id: [u8; 32] = wire.round_id.as_slice().try_into().map_err(|_| BundleError::BadLength {

@@ -25,7 +25,7 @@ pub enum BundleError {
     #[error("unknown bundle format {0:?}")]
     UnknownFormat(String),
     /// An `attestation` value this verifier cannot check.
-    #[error("unsupported attestation {0:?}; only \"unattested\" bundles exist in this version")]
+    #[error("unsupported attestation {0:?}; expected \"unattested\" or \"nitro-enclave\"")]
     UnsupportedAttestation(String),
     /// A byte string or list of the wrong length.
     #[error("{field}: expected length {expected}, found {actual}")]

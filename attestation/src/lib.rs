@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attested;
 pub mod bundle;
 pub mod commitment;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod fuzzing;
 pub mod groth16;
 pub mod inclusion;
 pub mod liabilities;
+pub mod manifest;
 pub mod nitro;
 pub mod poseidon;
 pub mod tree;

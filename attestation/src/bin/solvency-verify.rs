@@ -1,5 +1,5 @@
-//! `solvency-verify`: checks liabilities bundles, inclusion proofs and Nitro attestation
-//! documents offline.
+//! `solvency-verify`: checks attested round bundles, liabilities bundles, inclusion proofs and
+//! Nitro attestation documents offline.
 //!
 //! Exit codes: 0 everything verified, 1 verification failed (the input is bad or its claims do
 //! not hold), 2 usage, 3 the input could not be read.
@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use attestation::attested::{self, BundlePolicy, RoundBundleWire, VerifiedRound};
 use attestation::bundle::{Bundle, MAX_BUNDLE_BYTES, UNATTESTED};
 use attestation::commitment::element_to_hex;
 use attestation::inclusion::{InclusionProof, MAX_PROOF_BYTES};
@@ -19,7 +20,7 @@ use serde_json::json;
 #[command(
     name = "solvency-verify",
     version,
-    about = "Verifies solvency-enclave liabilities bundles and inclusion proofs"
+    about = "Verifies solvency-enclave round bundles, liabilities bundles, inclusion proofs and Nitro attestation documents"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -72,11 +73,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify an attested round bundle end to end against a policy: the attestation documents
+    /// (chain to the pinned AWS root, PCRs, no debug), the manifest binding, the nonce,
+    /// freshness, the setup attestation, the database pins, every batch proof and the totals.
+    Bundle {
+        /// The round bundle (bundle.cbor from the parent's store).
+        bundle: PathBuf,
+        /// The verifier's policy (TOML: [pcrs], [database], [attestation], [round]).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Trust this development root (PEM) instead of the AWS root: for bundles made with the
+        /// emulated NSM only. The report then says the bundle is NOT AWS-attested.
+        #[arg(long, value_name = "DEV_ROOT.pem")]
+        allow_emulated: Option<PathBuf>,
+        /// Verify as if now were this time (ms since the Unix epoch).
+        #[arg(long)]
+        at_ms: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the bundle, then that one account's balances are a leaf of its tree.
     Inclusion {
-        /// The bundle (bundle.cbor).
+        /// The bundle (bundle.cbor): a round bundle or a bare liabilities bundle.
         #[arg(long)]
         bundle: PathBuf,
+        /// For a round bundle: verify it fully against this policy first.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// With --policy: trust this development root (PEM) instead of the AWS root.
+        #[arg(long, value_name = "DEV_ROOT.pem", requires = "policy")]
+        allow_emulated: Option<PathBuf>,
         /// The account's inclusion proof (inclusion/<account>.json).
         #[arg(long)]
         proof: PathBuf,
@@ -108,6 +135,133 @@ fn read_capped(path: &PathBuf, limit: usize) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| fail(3, "read", format!("{}: {e}", path.display())))
 }
 
+fn now_ms() -> Result<u64, Failure> {
+    Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| fail(3, "clock", e))?.as_millis()
+        as u64)
+}
+
+fn anchor(allow_emulated: &Option<PathBuf>) -> Result<TrustAnchor, Failure> {
+    match allow_emulated {
+        None => TrustAnchor::aws_builtin().map_err(|e| fail(3, "root", e)),
+        Some(path) => {
+            let pem = read_capped(path, 64 << 10)?;
+            pem_to_der(&pem).and_then(TrustAnchor::development).map_err(|e| fail(1, "root", e))
+        }
+    }
+}
+
+fn verified_round(
+    bytes: &[u8],
+    policy: &PathBuf,
+    allow_emulated: &Option<PathBuf>,
+    at_ms: Option<u64>,
+) -> Result<VerifiedRound, Failure> {
+    let text = read_capped(policy, 1 << 20)?;
+    let text = String::from_utf8(text).map_err(|_| fail(2, "policy-file", "the policy is not UTF-8"))?;
+    let policy = BundlePolicy::from_toml(&text).map_err(|e| fail(2, "policy-file", e))?;
+    let anchor = anchor(allow_emulated)?;
+    let now = match at_ms {
+        Some(t) => t,
+        None => now_ms()?,
+    };
+    attested::verify(bytes, &policy, &anchor, now).map_err(|e| Failure {
+        code: 1,
+        step: e.step(),
+        message: e.to_string(),
+    })
+}
+
+fn round_report(v: &VerifiedRound) -> serde_json::Value {
+    let m = v.manifest();
+    let d = v.document().document();
+    let setup = v.setup().manifest();
+    let pcrs = |doc: &attestation::nitro::AttestationDocument| {
+        (0..3u8)
+            .filter_map(|i| doc.pcrs.get(&i).map(|p| (format!("pcr{i}"), serde_json::Value::from(hex::encode(p)))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    json!({
+        "ok": true,
+        "aws_attested": v.document().root_is_aws(),
+        "round": m.round,
+        "round_id": hex::encode(&m.round_id),
+        "attested_at_ms": d.timestamp_ms,
+        "module_id": d.module_id,
+        "image": pcrs(d),
+        "nonce": hex::encode(&m.nonce),
+        "software_version": m.software_version,
+        "config_sha256": hex::encode(&m.config_sha256),
+        "database": m.database,
+        "query": m.query,
+        "rows": m.rows,
+        "rows_sha256": m.rows_sha256,
+        "accounts": m.leaf_count,
+        "batch_size": m.batch_size,
+        "batches": v.liabilities().bundle().batches.len(),
+        "root": hex::encode(&m.root),
+        "totals": m.assets,
+        "verifying_key_sha256": hex::encode(&m.verifying_key_sha256),
+        "setup": {
+            "attested_at_ms": v.setup().document().document().timestamp_ms,
+            "created_ms": setup.created_ms,
+            "proving_keys_sha256": hex::encode(&setup.proving_keys_sha256),
+            "software_version": setup.software_version,
+        },
+        "checks": [
+            "attestation: COSE_Sign1, payload, certificate chain to the trusted root at the document's time, ES384 signature",
+            "image: PCR0, PCR1, PCR2 equal the policy's; not a debug-mode enclave",
+            "manifest binding: the document's user_data is the manifest's SHA-384",
+            "round key: the attested per-round key signed the manifest",
+            "nonce: the challenge the policy expects (if any) is the one attested",
+            "freshness: age, clock skew, lowest accepted round, challenge deadline",
+            "setup: the keys were generated and attested by an enclave with the same PCR0-2",
+            "database: system identifier and server certificate (and timeline, if pinned) equal the policy's",
+            "liabilities: every batch proof, the sum chain to the totals, the tree root",
+            "consistency: manifest totals, root, counts and proofs equal the liabilities bundle's",
+        ],
+    })
+}
+
+fn print_round_report(v: &VerifiedRound) {
+    let m = v.manifest();
+    let d = v.document().document();
+    if !v.document().root_is_aws() {
+        println!("WARNING: verified against a DEVELOPMENT root (emulated NSM): this is NOT an AWS attestation.");
+    }
+    println!("bundle:      OK, round {} ({})", m.round, hex::encode(&m.round_id));
+    println!("attested:    {} ms since the epoch by module {}", d.timestamp_ms, d.module_id);
+    for i in 0..3u8 {
+        if let Some(p) = d.pcrs.get(&i) {
+            println!("PCR{i}:        {} (as pinned)", hex::encode(p));
+        }
+    }
+    if !m.nonce.is_empty() {
+        println!("challenge:   {}", hex::encode(&m.nonce));
+    }
+    let db = &m.database;
+    println!(
+        "database:    system identifier {} (pinned), timeline {}, {} at LSN {}",
+        db.system_identifier,
+        db.timeline,
+        if db.in_recovery { "standby" } else { "primary" },
+        db.lsn
+    );
+    println!("snapshot:    {} at {} (PostgreSQL {})", db.snapshot, db.server_time, db.server_version);
+    println!("server cert: {} (pinned)", db.server_cert_sha256);
+    println!("read:        {} rows as {} from {}, rows SHA-256 {}", m.rows, db.role, db.database, m.rows_sha256);
+    println!("query:       {}", m.query);
+    println!(
+        "proofs:      {} batch proofs of {} accounts verified; keys from an attested setup (vk {})",
+        v.liabilities().bundle().batches.len(),
+        m.batch_size,
+        hex::encode(&m.verifying_key_sha256)
+    );
+    println!("accounts:    {}", m.leaf_count);
+    for a in &m.assets {
+        println!("total {:<8} {} base units ({} decimals)", a.symbol, a.total, a.decimals);
+    }
+}
+
 fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<VerifiedLiabilities, Failure> {
     let expected = match expect_vk {
         None => None,
@@ -119,7 +273,16 @@ fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<Verifie
         ),
     };
     let bytes = read_capped(path, MAX_BUNDLE_BYTES)?;
-    let bundle = Bundle::decode(&bytes).map_err(|e| fail(1, "decode", e))?;
+    // A round bundle's liabilities part verifies under its setup's key; the attestation needs
+    // a policy (`solvency-verify bundle`).
+    let liabilities = if attested::is_round_bundle(&bytes) {
+        let wire = RoundBundleWire::decode(&bytes).map_err(|e| fail(1, "decode", e))?;
+        eprintln!("note: only the liabilities part of this round bundle is checked here; verify the attestation with `solvency-verify bundle --policy`");
+        wire.liabilities
+    } else {
+        bytes
+    };
+    let bundle = Bundle::decode(&liabilities).map_err(|e| fail(1, "decode", e))?;
     verify(bundle, expected).map_err(|e| fail(1, "verify", e))
 }
 
@@ -260,8 +423,24 @@ fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Inclusion { bundle, proof, expect_vk_sha256, json } => {
-            let v = verified_bundle(&bundle, &expect_vk_sha256)?;
+        Command::Bundle { bundle, policy, allow_emulated, at_ms, json } => {
+            let bytes = read_capped(&bundle, MAX_BUNDLE_BYTES)?;
+            let v = verified_round(&bytes, &policy, &allow_emulated, at_ms)?;
+            if json {
+                println!("{:#}", round_report(&v));
+            } else {
+                print_round_report(&v);
+            }
+            Ok(())
+        }
+        Command::Inclusion { bundle, policy, allow_emulated, proof, expect_vk_sha256, json } => {
+            let v = match policy {
+                Some(policy) => {
+                    let bytes = read_capped(&bundle, MAX_BUNDLE_BYTES)?;
+                    verified_round(&bytes, &policy, &allow_emulated, None)?.liabilities().clone()
+                }
+                None => verified_bundle(&bundle, &expect_vk_sha256)?,
+            };
             let bytes = read_capped(&proof, MAX_PROOF_BYTES)?;
             let p = InclusionProof::from_json(&bytes).map_err(|e| fail(1, "inclusion", e))?;
             let included = attestation::inclusion::verify(&v, &p).map_err(|e| fail(1, "inclusion", e))?;
@@ -292,9 +471,10 @@ fn run(command: Command) -> Result<(), Failure> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = match &cli.command {
-        Command::Liabilities { json, .. } | Command::Inclusion { json, .. } | Command::Attestation { json, .. } => {
-            *json
-        }
+        Command::Liabilities { json, .. }
+        | Command::Inclusion { json, .. }
+        | Command::Attestation { json, .. }
+        | Command::Bundle { json, .. } => *json,
     };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,308 @@
+//! What an enclave attests: the round manifest (which database and snapshot it read, with which
+//! configuration, what it proved) and the setup manifest (which Groth16 keys it generated). Each
+//! is one canonical CBOR map; the attestation document's `user_data` is a domain-separated
+//! SHA-384 of its bytes ([`Manifest::digest`], [`SetupManifest::digest`]), so the AWS signature
+//! covers every field. `docs/bundle-format.md` specifies both.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha384};
+
+/// The `format` value of a version-1 round manifest.
+pub const MANIFEST_FORMAT_V1: &str = "solvency-enclave/manifest/v1";
+/// The `format` value of a version-1 setup manifest.
+pub const SETUP_FORMAT_V1: &str = "solvency-enclave/setup/v1";
+/// Largest manifest accepted (the query text dominates).
+pub const MAX_MANIFEST_BYTES: usize = 64 << 10;
+
+/// Why manifest bytes were refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    /// Larger than [`MAX_MANIFEST_BYTES`].
+    #[error("{size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not CBOR of the manifest's structure.
+    #[error("malformed CBOR: {0}")]
+    Cbor(String),
+    /// Valid, but not the canonical encoding of its values.
+    #[error("not canonically encoded")]
+    NonCanonical,
+    /// Another format.
+    #[error("unknown format {0:?}")]
+    UnknownFormat(String),
+    /// A hash field of the wrong length.
+    #[error("{field}: expected {expected} bytes, found {actual}")]
+    BadLength {
+        /// The field.
+        field: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Found length.
+        actual: usize,
+    },
+}
+
+/// Which PostgreSQL cluster was read and at which point of its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseIdentity {
+    /// `pg_control_system().system_identifier`: unique per cluster (`initdb`), shared by its
+    /// physical replicas. Decimal, since it exceeds JSON's safe integers.
+    pub system_identifier: String,
+    /// The timeline of the latest checkpoint (changes on promotion or point-in-time recovery).
+    pub timeline: u32,
+    /// Whether the server is a standby.
+    pub in_recovery: bool,
+    /// `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a standby.
+    pub lsn: String,
+    /// `pg_current_snapshot()`: the transaction snapshot the rows were read in.
+    pub snapshot: String,
+    /// `server_version`.
+    pub server_version: String,
+    /// `server_version_num`.
+    pub server_version_num: u32,
+    /// `current_database()`.
+    pub database: String,
+    /// `current_user`.
+    pub role: String,
+    /// The server's clock when the snapshot was taken, UTC, RFC 3339.
+    pub server_time: String,
+    /// SHA-256 of the server certificate presented in the TLS handshake, hex.
+    pub server_cert_sha256: String,
+}
+
+/// One asset of the round and its published total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetTotal {
+    /// The symbol, as in the liabilities bundle.
+    pub symbol: String,
+    /// Decimal places of one whole unit (display only; totals are in base units).
+    pub decimals: u32,
+    /// The total in base units, decimal.
+    pub total: String,
+}
+
+/// Everything a proving round attests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT_V1`].
+    pub format: String,
+    /// The round number, strictly increasing per deployment.
+    pub round: u64,
+    /// The liabilities bundle's random round id.
+    #[serde(with = "serde_bytes")]
+    pub round_id: Vec<u8>,
+    /// The enclave program's version.
+    pub software_version: String,
+    /// When the enclave accepted the round (ms since the Unix epoch, enclave clock).
+    pub started_ms: u64,
+    /// When proving finished.
+    pub finished_ms: u64,
+    /// The auditor's challenge (empty when none was issued).
+    #[serde(with = "serde_bytes")]
+    pub nonce: Vec<u8>,
+    /// The challenge's deadline (0 when none).
+    pub deadline_ms: u64,
+    /// SHA-256 of the round configuration text the enclave ran with.
+    #[serde(with = "serde_bytes")]
+    pub config_sha256: Vec<u8>,
+    /// The database and snapshot read.
+    pub database: DatabaseIdentity,
+    /// The exact query run.
+    pub query: String,
+    /// Rows read.
+    pub rows: u64,
+    /// SHA-256 over the canonical encoding of the rows read (`docs/database-read.md`), hex.
+    pub rows_sha256: String,
+    /// Assets in leaf order, with their totals.
+    pub assets: Vec<AssetTotal>,
+    /// Accounts in the tree.
+    pub leaf_count: u64,
+    /// Accounts per batch proof.
+    pub batch_size: u64,
+    /// The liabilities tree root (32 bytes, little-endian field element).
+    #[serde(with = "serde_bytes")]
+    pub root: Vec<u8>,
+    /// SHA-256 of the liabilities bundle's bytes (which hold the proofs and the verifying key).
+    #[serde(with = "serde_bytes")]
+    pub liabilities_sha256: Vec<u8>,
+    /// SHA-256 over the batch proofs' compressed bytes, in batch order.
+    #[serde(with = "serde_bytes")]
+    pub proofs_sha256: Vec<u8>,
+    /// SHA-256 of the Groth16 verifying key (compressed).
+    #[serde(with = "serde_bytes")]
+    pub verifying_key_sha256: Vec<u8>,
+    /// SHA-256 of the setup manifest whose keys proved this round.
+    #[serde(with = "serde_bytes")]
+    pub setup_sha256: Vec<u8>,
+}
+
+/// What an attested setup round produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupManifest {
+    /// [`SETUP_FORMAT_V1`].
+    pub format: String,
+    /// Accounts per batch the keys prove.
+    pub batch_size: u64,
+    /// Assets per account.
+    pub assets: u64,
+    /// SHA-256 of the proving-keys file exactly as the enclave wrote it.
+    #[serde(with = "serde_bytes")]
+    pub proving_keys_sha256: Vec<u8>,
+    /// SHA-256 of the verifying key (compressed).
+    #[serde(with = "serde_bytes")]
+    pub verifying_key_sha256: Vec<u8>,
+    /// The enclave program's version.
+    pub software_version: String,
+    /// When the keys were made (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing plain structs into a Vec cannot fail; qed.
+    let _ = ciborium::into_writer(value, &mut out);
+    out
+}
+
+fn decode_canonical<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, ManifestError> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge { size: bytes.len(), limit: MAX_MANIFEST_BYTES });
+    }
+    let value: T =
+        ciborium::de::from_reader_with_recursion_limit(bytes, 16).map_err(|e| ManifestError::Cbor(e.to_string()))?;
+    // Re-encoding also catches trailing bytes.
+    if encode(&value) != bytes {
+        return Err(ManifestError::NonCanonical);
+    }
+    Ok(value)
+}
+
+fn check_len(field: &'static str, bytes: &[u8], expected: usize) -> Result<(), ManifestError> {
+    if bytes.len() == expected {
+        Ok(())
+    } else {
+        Err(ManifestError::BadLength { field, expected, actual: bytes.len() })
+    }
+}
+
+fn domain_digest(domain: &str, bytes: &[u8]) -> [u8; 48] {
+    Sha384::new().chain_update(domain.as_bytes()).chain_update([0]).chain_update(bytes).finalize().into()
+}
+
+impl Manifest {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes canonical manifest bytes and checks the fixed-length fields.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let m: Self = decode_canonical(bytes)?;
+        if m.format != MANIFEST_FORMAT_V1 {
+            return Err(ManifestError::UnknownFormat(m.format));
+        }
+        check_len("round_id", &m.round_id, 32)?;
+        check_len("config_sha256", &m.config_sha256, 32)?;
+        check_len("root", &m.root, 32)?;
+        for (field, bytes) in [
+            ("liabilities_sha256", &m.liabilities_sha256),
+            ("proofs_sha256", &m.proofs_sha256),
+            ("verifying_key_sha256", &m.verifying_key_sha256),
+            ("setup_sha256", &m.setup_sha256),
+        ] {
+            check_len(field, bytes, 32)?;
+        }
+        Ok(m)
+    }
+
+    /// The attestation document's `user_data` for these manifest bytes:
+    /// `SHA-384("solvency-enclave/manifest/v1" ‖ 0x00 ‖ bytes)`.
+    pub fn digest(bytes: &[u8]) -> [u8; 48] {
+        domain_digest(MANIFEST_FORMAT_V1, bytes)
+    }
+}
+
+impl SetupManifest {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes canonical setup-manifest bytes and checks the fixed-length fields.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let m: Self = decode_canonical(bytes)?;
+        if m.format != SETUP_FORMAT_V1 {
+            return Err(ManifestError::UnknownFormat(m.format));
+        }
+        check_len("proving_keys_sha256", &m.proving_keys_sha256, 32)?;
+        check_len("verifying_key_sha256", &m.verifying_key_sha256, 32)?;
+        Ok(m)
+    }
+
+    /// The setup attestation's `user_data`: `SHA-384("solvency-enclave/setup/v1" ‖ 0x00 ‖ bytes)`.
+    pub fn digest(bytes: &[u8]) -> [u8; 48] {
+        domain_digest(SETUP_FORMAT_V1, bytes)
+    }
+}
+
+/// SHA-256 over the batch proofs' bytes in order: the manifest's `proofs_sha256`.
+pub fn proofs_sha256<'a>(proofs: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    use sha2::Sha256;
+    let mut h = Sha256::new();
+    for p in proofs {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> SetupManifest {
+        SetupManifest {
+            format: SETUP_FORMAT_V1.into(),
+            batch_size: 8,
+            assets: 2,
+            proving_keys_sha256: vec![1; 32],
+            verifying_key_sha256: vec![2; 32],
+            software_version: "0.1.0".into(),
+            created_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn setup_manifests_round_trip_and_only_canonically() {
+        let bytes = setup().encode();
+        assert_eq!(SetupManifest::decode(&bytes).unwrap(), setup());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(SetupManifest::decode(&trailing), Err(ManifestError::NonCanonical));
+        assert!(matches!(SetupManifest::decode(&bytes[..bytes.len() - 1]), Err(ManifestError::Cbor(_))));
+        let mut short = setup();
+        short.verifying_key_sha256.pop();
+        assert!(matches!(SetupManifest::decode(&short.encode()), Err(ManifestError::BadLength { .. })));
+        let mut other = setup();
+        other.format = MANIFEST_FORMAT_V1.into();
+        assert!(matches!(SetupManifest::decode(&other.encode()), Err(ManifestError::UnknownFormat(_))));
+    }
+
+    #[test]
+    fn digests_are_domain_separated() {
+        let bytes = setup().encode();
+        assert_ne!(SetupManifest::digest(&bytes), Manifest::digest(&bytes));
+        let mut expected = Sha384::new();
+        expected.update(b"solvency-enclave/setup/v1\0");
+        expected.update(&bytes);
+        assert_eq!(SetupManifest::digest(&bytes).as_slice(), expected.finalize().as_slice());
+    }
+}
