@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod frame;
+pub mod protocol;
 pub mod proxy;
 pub mod transport;
 

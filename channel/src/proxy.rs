@@ -76,21 +76,38 @@ impl Allowlist {
 
 /// Serves proxied connections on `listener` until it fails.
 pub async fn serve(listener: Listener, allowlist: Allowlist) -> std::io::Result<()> {
+    serve_observed(listener, allowlist, |_, _, _| {}).await
+}
+
+/// Serves like [`serve`], telling `decided(host, port, allowed)` about every request (for metrics).
+pub async fn serve_observed(
+    listener: Listener,
+    allowlist: Allowlist,
+    decided: impl Fn(&str, u16, bool) + Send + Sync + 'static,
+) -> std::io::Result<()> {
+    let decided = std::sync::Arc::new(decided);
     loop {
         let stream = listener.accept().await?;
         let allowlist = allowlist.clone();
+        let decided = std::sync::Arc::clone(&decided);
         tokio::spawn(async move {
-            if let Err(e) = relay(stream, &allowlist).await {
+            if let Err(e) = relay(stream, &allowlist, &*decided).await {
                 tracing::warn!(error = %e, "proxied connection ended with an error");
             }
         });
     }
 }
 
-async fn relay(mut stream: Stream, allowlist: &Allowlist) -> Result<(), ProxyError> {
+async fn relay(
+    mut stream: Stream,
+    allowlist: &Allowlist,
+    decided: &(dyn Fn(&str, u16, bool) + Sync),
+) -> Result<(), ProxyError> {
     let request: ConnectRequest = read_one(&mut stream, HANDSHAKE_LIMIT).await?;
     let refuse = |reason: String| ProxyError::Refused { host: request.host.clone(), port: request.port, reason };
-    if !allowlist.allows(&request.host, request.port) {
+    let allowed = allowlist.allows(&request.host, request.port);
+    decided(&request.host, request.port, allowed);
+    if !allowed {
         tracing::warn!(host = %request.host, port = request.port, "refused: destination not on the allowlist");
         let reason = "destination not on the allowlist".to_owned();
         write_one(&mut stream, &ConnectReply::Refused(reason.clone()), HANDSHAKE_LIMIT).await?;
