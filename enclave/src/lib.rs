@@ -40,3 +40,4 @@ pub mod nsm;
 pub mod output;
 pub mod prover;
 pub mod round;
+pub mod service;

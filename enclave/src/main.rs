@@ -33,6 +33,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the parent: attested setup rounds and proving rounds over the control channel,
+    /// reading the database through the parent's proxy. This is what runs inside the enclave.
+    Serve {
+        /// Where the parent connects: vsock://CID:PORT (in an enclave, vsock://4294967295:5000
+        /// listens on any CID), unix:///path or tcp://HOST:PORT.
+        #[arg(long)]
+        listen: channel::Address,
+        /// The parent's outbound proxy (in an enclave, vsock://3:PORT).
+        #[arg(long)]
+        proxy: channel::Address,
+        /// The Nitro Secure Module: `hardware` (/dev/nsm) or `emulated` (development only; its
+        /// documents are signed by a development root, never by AWS).
+        #[arg(long, value_enum)]
+        nsm: NsmChoice,
+        /// The emulated NSM's development root directory (made on first use), so that
+        /// restarts keep one root. Without it every start makes a new root.
+        #[arg(long, requires = "nsm")]
+        emulated_root: Option<PathBuf>,
+        /// Bad rows listed before the rest are only counted.
+        #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
+        max_errors: usize,
+    },
     /// Read the balances from the configured database and print what was read, without
     /// proving: the database record, the row count and the per-asset totals.
     CheckDb {
@@ -115,6 +137,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// The NSM backend.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum NsmChoice {
+    /// `/dev/nsm`.
+    Hardware,
+    /// The software emulator.
+    Emulated,
 }
 
 /// Where and how to prove.
@@ -346,8 +377,42 @@ fn print_record(r: &enclave::db::DatabaseRecord) {
     println!("rows: {} (rows SHA-256 {})", r.rows, r.rows_sha256);
 }
 
+fn serve(
+    listen: channel::Address,
+    proxy: channel::Address,
+    nsm: NsmChoice,
+    emulated_root: Option<PathBuf>,
+    max_errors: usize,
+) -> anyhow::Result<()> {
+    let backend = match (nsm, emulated_root) {
+        (NsmChoice::Hardware, None) => enclave::nsm::NsmBackend::Hardware,
+        (NsmChoice::Hardware, Some(_)) => return Err(Usage("--emulated-root needs --nsm emulated".into()).into()),
+        #[cfg(feature = "emulated-nsm")]
+        (NsmChoice::Emulated, root) => enclave::nsm::NsmBackend::Emulated(root),
+        #[cfg(not(feature = "emulated-nsm"))]
+        (NsmChoice::Emulated, _) => {
+            return Err(Usage("this build has no emulated NSM (feature emulated-nsm)".into()).into())
+        }
+    };
+    let module = enclave::nsm::open(backend).context("opening the NSM")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let service = enclave::service::Enclave::new(
+            module,
+            enclave::service::ServiceConfig { listen: listen.clone(), proxy, max_errors },
+        )?;
+        let listener = channel::Listener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+        tracing::info!(%listen, "serving the parent");
+        service.serve(listener).await.context("serving")?;
+        Ok(())
+    })
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Serve { listen, proxy, nsm, emulated_root, max_errors } => {
+            serve(listen, proxy, nsm, emulated_root, max_errors)
+        }
         Command::ProveOffline { accounts, assets, proving } => {
             enclave::output::check_free(&proving.out).map_err(|e| Refused(e.to_string()))?;
             let assets = match assets {

@@ -24,33 +24,9 @@ pub(super) const IDENTITY_QUERY: &str = "SELECT s.system_identifier::text, c.tim
      to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
      FROM pg_control_system() AS s, pg_control_checkpoint() AS c";
 
-/// What identifies the database and the snapshot, read before any row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatabaseIdentity {
-    /// `pg_control_system().system_identifier`: unique per cluster (`initdb`), shared by its
-    /// physical replicas. Decimal, since it exceeds JSON's safe integers.
-    pub system_identifier: String,
-    /// The timeline of the latest checkpoint (changes on promotion or point-in-time recovery).
-    pub timeline: u32,
-    /// Whether the server is a standby.
-    pub in_recovery: bool,
-    /// `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a standby.
-    pub lsn: String,
-    /// `pg_current_snapshot()`: the transaction snapshot the rows were read in.
-    pub snapshot: String,
-    /// `server_version`.
-    pub server_version: String,
-    /// `server_version_num`.
-    pub server_version_num: u32,
-    /// `current_database()`.
-    pub database: String,
-    /// `current_user`.
-    pub role: String,
-    /// The server's clock when the snapshot was taken, UTC, RFC 3339.
-    pub server_time: String,
-    /// SHA-256 of the server certificate presented in the TLS handshake, hex.
-    pub server_cert_sha256: String,
-}
+/// What identifies the database and the snapshot, read before any row (defined with the
+/// manifest that attests it).
+pub use attestation::manifest::DatabaseIdentity;
 
 /// Everything a round records about its read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

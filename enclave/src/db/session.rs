@@ -192,7 +192,7 @@ impl Snapshot<'_> {
         self,
         config: &RoundConfig,
         limit: usize,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<DatabaseRead, DbError> {
         let query = config.query();
         let statement =
@@ -274,7 +274,7 @@ pub async fn read_database<S>(
     stream: S,
     config: &RoundConfig,
     limit: usize,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<DatabaseRead, DbError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -6,6 +6,7 @@
 //! the running binary, so a development bundle still says which code ran.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ciborium::Value;
@@ -91,9 +92,36 @@ fn authority(
     Ok(Authority { certificate, key })
 }
 
+/// File name of the persisted development root's private key.
+pub const ROOT_KEY_FILE: &str = "dev-root.key.pem";
+/// File name of the persisted development root certificate, which verifiers are given.
+pub const ROOT_CERT_FILE: &str = "dev-root.pem";
+
+fn root_authority(key: KeyPair) -> Result<Authority, NsmError> {
+    let p = params(
+        "root.emulated.nitro-enclaves",
+        now() - Duration::from_secs(60),
+        Duration::from_secs(30 * 365 * 86_400),
+        IsCa::Ca(BasicConstraints::Unconstrained),
+        ca_usages(),
+    );
+    let certificate = p.self_signed(&key).map_err(emulator_error)?;
+    Ok(Authority { certificate, key })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NsmError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(emulator_error)?;
+    f.write_all(bytes).map_err(emulator_error)
+}
+
 /// The emulated module: a development root, the intermediate CAs below it, and the PCRs.
 pub struct EmulatedNsm {
     root: Authority,
+    root_der: Vec<u8>,
+    root_pem: String,
     intermediates: Vec<Authority>,
     intermediates_expire: OffsetDateTime,
     pcrs: BTreeMap<u16, Vec<u8>>,
@@ -160,18 +188,46 @@ impl EmulatedNsm {
 
     /// A module whose PCRs measure an image with SHA-384 `image_digest`.
     pub fn with_image_digest(image_digest: &[u8]) -> Result<Self, NsmError> {
-        let root = authority(
-            "root.emulated.nitro-enclaves",
-            Duration::from_secs(30 * 365 * 86_400),
-            IsCa::Ca(BasicConstraints::Unconstrained),
-            ca_usages(),
-            None,
-        )?;
+        let root = root_authority(KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(emulator_error)?)?;
+        let (root_der, root_pem) = (root.certificate.der().to_vec(), root.certificate.pem());
+        Self::assemble(root, root_der, root_pem, image_digest)
+    }
+
+    /// A module measuring the running binary whose development root persists in `dir`
+    /// (`dev-root.key.pem`, mode 0600, and `dev-root.pem`), made there on first use. Processes
+    /// sharing `dir` sign with the same root, so documents from a restarted enclave still
+    /// verify against the root a verifier was given.
+    pub fn with_root_dir(dir: &Path) -> Result<Self, NsmError> {
+        let exe = std::env::current_exe().map_err(emulator_error)?;
+        let image = std::fs::read(&exe).map_err(emulator_error)?;
+        let (key_path, cert_path) = (dir.join(ROOT_KEY_FILE), dir.join(ROOT_CERT_FILE));
+        let (root, root_der, root_pem) = if key_path.exists() && cert_path.exists() {
+            let key_pem = std::fs::read_to_string(&key_path).map_err(emulator_error)?;
+            let key = KeyPair::from_pem(&key_pem).map_err(emulator_error)?;
+            let root_pem = std::fs::read_to_string(&cert_path).map_err(emulator_error)?;
+            let root_der = attestation::nitro::pem_to_der(root_pem.as_bytes()).map_err(emulator_error)?;
+            // The stored certificate is what verifiers pin; the re-made one only names the
+            // issuer (same subject, same key) when signing intermediates.
+            (root_authority(key)?, root_der, root_pem)
+        } else {
+            std::fs::create_dir_all(dir).map_err(emulator_error)?;
+            let root = root_authority(KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(emulator_error)?)?;
+            write_private(&key_path, root.key.serialize_pem().as_bytes())?;
+            let (root_der, root_pem) = (root.certificate.der().to_vec(), root.certificate.pem());
+            std::fs::write(&cert_path, &root_pem).map_err(emulator_error)?;
+            (root, root_der, root_pem)
+        };
+        Self::assemble(root, root_der, root_pem, &Sha384::digest(&image))
+    }
+
+    fn assemble(root: Authority, root_der: Vec<u8>, root_pem: String, image_digest: &[u8]) -> Result<Self, NsmError> {
         let (intermediates, intermediates_expire) = build_intermediates(&root)?;
         let mut id = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut id);
         Ok(Self {
             root,
+            root_der,
+            root_pem,
             intermediates,
             intermediates_expire,
             pcrs: emulated_pcrs(image_digest),
@@ -188,12 +244,12 @@ impl EmulatedNsm {
 
     /// The development root certificate (DER), which a verifier must trust explicitly.
     pub fn root_der(&self) -> Vec<u8> {
-        self.root.certificate.der().to_vec()
+        self.root_der.clone()
     }
 
     /// The development root certificate (PEM).
     pub fn root_pem(&self) -> String {
-        self.root.certificate.pem()
+        self.root_pem.clone()
     }
 
     fn document(&mut self, request: &AttestationRequest, at: SystemTime) -> Result<Vec<u8>, NsmError> {
@@ -216,7 +272,7 @@ impl EmulatedNsm {
         .map_err(emulator_error)?;
         let timestamp_ms = at.duration_since(UNIX_EPOCH).map_err(emulator_error)?.as_millis() as u64;
         let optional = |v: &Option<Vec<u8>>| v.clone().map_or(Value::Null, Value::Bytes);
-        let mut cabundle = vec![Value::Bytes(self.root_der())];
+        let mut cabundle = vec![Value::Bytes(self.root_der.clone())];
         cabundle.extend(self.intermediates.iter().map(|a| Value::Bytes(a.certificate.der().to_vec())));
         let payload = Value::Map(vec![
             (Value::Text("module_id".into()), Value::Text(self.module_id.clone())),
@@ -278,5 +334,9 @@ impl SecureModule for EmulatedNsm {
 
     fn describe_pcr(&mut self, index: u16) -> Result<Vec<u8>, NsmError> {
         self.pcrs.get(&index).cloned().ok_or(NsmError::NoSuchPcr(index))
+    }
+
+    fn trust_anchor(&self) -> Result<attestation::nitro::TrustAnchor, NsmError> {
+        attestation::nitro::TrustAnchor::development(self.root_der.clone()).map_err(emulator_error)
     }
 }

@@ -72,4 +72,8 @@ impl SecureModule for HardwareNsm {
             _ => Err(NsmError::UnexpectedResponse),
         }
     }
+
+    fn trust_anchor(&self) -> Result<attestation::nitro::TrustAnchor, NsmError> {
+        attestation::nitro::TrustAnchor::aws_builtin().map_err(|e| NsmError::Device(e.to_string()))
+    }
 }

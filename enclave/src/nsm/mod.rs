@@ -62,23 +62,28 @@ pub enum NsmError {
 }
 
 /// What the enclave needs from a Nitro Secure Module.
-pub trait SecureModule {
+pub trait SecureModule: Send {
     /// A COSE_Sign1 attestation document binding `request`.
     fn attestation_document(&mut self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError>;
     /// `len` random bytes from the module's entropy source.
     fn random_bytes(&mut self, len: usize) -> Result<Vec<u8>, NsmError>;
     /// The current value of PCR `index`.
     fn describe_pcr(&mut self, index: u16) -> Result<Vec<u8>, NsmError>;
+    /// The root this module's documents chain to: the pinned AWS root for the hardware, the
+    /// development root for the emulator. The enclave checks documents from earlier rounds
+    /// (a setup attestation) against it.
+    fn trust_anchor(&self) -> Result<attestation::nitro::TrustAnchor, NsmError>;
 }
 
 /// Which module to use; always chosen explicitly in configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NsmBackend {
     /// `/dev/nsm` inside a Nitro Enclave.
     Hardware,
-    /// The software emulator (development and tests only).
+    /// The software emulator (development and tests only), with a fresh development root, or
+    /// with the one persisted in the given directory.
     #[cfg(feature = "emulated-nsm")]
-    Emulated,
+    Emulated(Option<std::path::PathBuf>),
 }
 
 /// Opens the chosen module. The emulator logs a loud warning.
@@ -86,11 +91,14 @@ pub fn open(backend: NsmBackend) -> Result<Box<dyn SecureModule>, NsmError> {
     match backend {
         NsmBackend::Hardware => Ok(Box::new(hardware::HardwareNsm::open()?)),
         #[cfg(feature = "emulated-nsm")]
-        NsmBackend::Emulated => {
+        NsmBackend::Emulated(root_dir) => {
             tracing::warn!(
                 "USING THE EMULATED NSM: attestation documents are signed by a development root and are NOT AWS attestations"
             );
-            Ok(Box::new(emulated::EmulatedNsm::new()?))
+            Ok(Box::new(match root_dir {
+                Some(dir) => emulated::EmulatedNsm::with_root_dir(&dir)?,
+                None => emulated::EmulatedNsm::new()?,
+            }))
         }
     }
 }

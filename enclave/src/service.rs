@@ -1,0 +1,414 @@
+//! The enclave as a service: it answers the parent's setup and round requests over the control
+//! channel (vsock in production, a Unix or TCP socket in development). A setup round makes
+//! Groth16 keys and attests their hash; a proving round accepts keys only with a setup
+//! attestation from an enclave running the same image, reads the database through the parent's
+//! proxy, proves, and attests the round's manifest. One request is served at a time; a
+//! malformed request is answered with `Failed` and the service goes on serving.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use attestation::attested::{verify_setup, RoundBundleWire, EMBEDDED};
+use attestation::manifest::{AssetTotal, Manifest, SetupManifest, MANIFEST_FORMAT_V1, SETUP_FORMAT_V1};
+use channel::protocol::{FromEnclave, InclusionEntry, RoundRequest, Stage, ToEnclave, CHUNK_BYTES};
+use channel::{Address, FrameError, Framed, Listener, Stream};
+use p384::ecdsa::signature::Signer;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::circuit::batch::BatchShape;
+use crate::db::{DbError, RoundConfig};
+use crate::keys::ProvingKeys;
+use crate::nsm::{AttestationRequest, NsmError, SecureModule};
+
+/// The enclave program's version, attested in every manifest.
+pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest proving-keys file accepted from the parent.
+pub const MAX_KEYS_BYTES: u64 = 8 << 30;
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Where the parent connects.
+    pub listen: Address,
+    /// The parent's outbound proxy.
+    pub proxy: Address,
+    /// Bad rows reported before the rest are only counted.
+    pub max_errors: usize,
+}
+
+/// Why a request failed, with the class the parent sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request or its input is unacceptable.
+    #[error("{0}")]
+    Refused(String),
+    /// The database read failed.
+    #[error(transparent)]
+    Database(DbError),
+    /// The NSM failed.
+    #[error(transparent)]
+    Nsm(#[from] NsmError),
+    /// The control channel failed.
+    #[error("control channel: {0}")]
+    Channel(#[from] FrameError),
+    /// Anything else (proving, a task that died).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Refused(_) => "refused",
+            Self::Database(DbError::Rows(_) | DbError::Config(_)) => "refused",
+            Self::Database(_) => "database",
+            Self::Nsm(_) | Self::Channel(_) | Self::Internal(_) => "internal",
+        }
+    }
+}
+
+fn refused(message: impl Into<String>) -> ServiceError {
+    ServiceError::Refused(message.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The service's state across requests.
+pub struct Enclave {
+    nsm: Arc<Mutex<Box<dyn SecureModule>>>,
+    config: ServiceConfig,
+    /// PCR0–2 of this enclave: keys are accepted only from a setup with the same image.
+    image: BTreeMap<u8, Vec<u8>>,
+    last_round: Option<u64>,
+}
+
+impl Enclave {
+    /// Prepares the service with its NSM.
+    pub fn new(mut nsm: Box<dyn SecureModule>, config: ServiceConfig) -> Result<Self, ServiceError> {
+        let mut image = BTreeMap::new();
+        for i in 0..3u8 {
+            image.insert(i, nsm.describe_pcr(u16::from(i))?);
+        }
+        Ok(Self { nsm: Arc::new(Mutex::new(nsm)), config, image, last_round: None })
+    }
+
+    /// Serves requests on `listener` until it fails.
+    pub async fn serve(mut self, listener: Listener) -> std::io::Result<()> {
+        loop {
+            let stream = listener.accept().await?;
+            if let Err(e) = self.handle(stream).await {
+                tracing::warn!(error = %e, "request failed");
+            }
+        }
+    }
+
+    /// Serves one connection: one request.
+    pub async fn handle(&mut self, stream: Stream) -> Result<(), ServiceError> {
+        let mut framed = Framed::new(stream);
+        let request = match framed.recv::<ToEnclave>().await {
+            Ok(request) => request,
+            Err(FrameError::Closed) => return Ok(()),
+            Err(e) => {
+                let error = refused(format!("malformed request: {e}"));
+                send_failure(&mut framed, &error).await;
+                return Err(error);
+            }
+        };
+        let result = match request {
+            ToEnclave::Setup { batch_size, assets } => self.setup(&mut framed, batch_size, assets).await,
+            ToEnclave::Round(request) => self.round(&mut framed, *request).await,
+            ToEnclave::KeysChunk(_) | ToEnclave::KeysEnd => Err(refused("expected a Setup or Round request")),
+        };
+        if let Err(e) = &result {
+            send_failure(&mut framed, e).await;
+        }
+        result
+    }
+
+    fn attest(&self, request: AttestationRequest) -> Result<Vec<u8>, ServiceError> {
+        let mut nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
+        Ok(nsm.attestation_document(&request)?)
+    }
+
+    async fn setup(&mut self, framed: &mut Framed<Stream>, batch_size: u64, assets: u64) -> Result<(), ServiceError> {
+        let shape = BatchShape {
+            batch_size: usize::try_from(batch_size).map_err(|_| refused("batch size out of range"))?,
+            assets: usize::try_from(assets).map_err(|_| refused("asset count out of range"))?,
+        };
+        crate::keys::check_shape(&shape).map_err(|e| refused(e.to_string()))?;
+        tracing::info!(batch_size, assets, "setup: generating Groth16 keys");
+        framed.send(&FromEnclave::Progress { stage: Stage::Setup, done: 0, total: 1 }).await?;
+        let keys = tokio::task::spawn_blocking(move || crate::keys::setup(shape, &mut OsRng))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let mut keys_file = Vec::new();
+        keys.write_to(&mut keys_file).map_err(internal)?;
+        let manifest = SetupManifest {
+            format: SETUP_FORMAT_V1.to_owned(),
+            batch_size,
+            assets,
+            proving_keys_sha256: Sha256::digest(&keys_file).to_vec(),
+            verifying_key_sha256: attestation::liabilities::verifying_key_sha256(keys.verifying_key()).to_vec(),
+            software_version: SOFTWARE_VERSION.to_owned(),
+            created_ms: now_ms(),
+        };
+        drop(keys);
+        let setup_manifest = manifest.encode();
+        let setup_attestation = self.attest(AttestationRequest {
+            user_data: Some(SetupManifest::digest(&setup_manifest).to_vec()),
+            ..Default::default()
+        })?;
+        tracing::info!(
+            verifying_key_sha256 = %hex::encode(&manifest.verifying_key_sha256),
+            keys_bytes = keys_file.len(),
+            "setup attested"
+        );
+        framed
+            .send(&FromEnclave::SetupDone { setup_manifest, setup_attestation, keys_len: keys_file.len() as u64 })
+            .await?;
+        for chunk in keys_file.chunks(CHUNK_BYTES) {
+            framed.send(&FromEnclave::KeysChunk(chunk.to_vec())).await?;
+        }
+        framed.send(&FromEnclave::KeysEnd).await?;
+        Ok(())
+    }
+
+    /// Receives the keys file that follows a round request and checks it against the request's
+    /// setup attestation: same image as this enclave, and exactly the attested bytes.
+    async fn receive_keys(
+        &self,
+        framed: &mut Framed<Stream>,
+        request: &RoundRequest,
+    ) -> Result<(ProvingKeys, Vec<u8>), ServiceError> {
+        if request.keys_len > MAX_KEYS_BYTES {
+            return Err(refused(format!("a {}-byte keys file is over the limit", request.keys_len)));
+        }
+        let anchor = {
+            let nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
+            nsm.trust_anchor()?
+        };
+        let allow_debug = self.image.values().all(|v| v.iter().all(|b| *b == 0));
+        let setup =
+            verify_setup(&request.setup_manifest, &request.setup_attestation, &anchor, &self.image, allow_debug)
+                .map_err(|e| refused(format!("the keys' setup attestation: {e}")))?;
+        let mut file = Vec::new();
+        loop {
+            match framed.recv::<ToEnclave>().await? {
+                ToEnclave::KeysChunk(chunk) => {
+                    if (file.len() + chunk.len()) as u64 > request.keys_len {
+                        return Err(refused("more keys bytes than announced"));
+                    }
+                    file.extend_from_slice(&chunk);
+                }
+                ToEnclave::KeysEnd => break,
+                _ => return Err(refused("expected keys chunks")),
+            }
+        }
+        if file.len() as u64 != request.keys_len {
+            return Err(refused("fewer keys bytes than announced"));
+        }
+        if Sha256::digest(&file).as_slice() != setup.manifest().proving_keys_sha256.as_slice() {
+            return Err(refused("the keys are not the ones the setup attestation vouches for"));
+        }
+        let keys = tokio::task::spawn_blocking(move || ProvingKeys::read_from(file.as_slice()))
+            .await
+            .map_err(internal)?
+            .map_err(|e| refused(format!("the attested keys file does not load: {e}")))?;
+        Ok((keys, request.setup_manifest.clone()))
+    }
+
+    async fn round(&mut self, framed: &mut Framed<Stream>, request: RoundRequest) -> Result<(), ServiceError> {
+        let started_ms = now_ms();
+        if let Some(last) = self.last_round.filter(|last| request.round <= *last) {
+            return Err(refused(format!(
+                "round {} is not after round {last}, the last this enclave proved",
+                request.round
+            )));
+        }
+        if request.deadline_ms != 0 && started_ms > request.deadline_ms {
+            return Err(refused("the challenge's deadline has passed"));
+        }
+        let config = RoundConfig::parse(&request.config_toml, &std::env::current_dir().map_err(internal)?)
+            .map_err(|e| refused(format!("round configuration: {e}")))?;
+        framed.send(&FromEnclave::Progress { stage: Stage::Keys, done: 0, total: request.keys_len }).await?;
+        let (keys, setup_manifest) = self.receive_keys(framed, &request).await?;
+        if keys.shape.assets != config.assets.len() {
+            return Err(refused(format!(
+                "the keys prove {} assets, the configuration has {}",
+                keys.shape.assets,
+                config.assets.len()
+            )));
+        }
+        tracing::info!(round = request.round, "round: reading the database through the proxy");
+
+        let (events, mut pending) = tokio::sync::mpsc::unbounded_channel();
+        let work = RoundWork {
+            nsm: Arc::clone(&self.nsm),
+            proxy: self.config.proxy.clone(),
+            max_errors: self.config.max_errors,
+            request,
+            config,
+            keys,
+            setup_manifest,
+            started_ms,
+        };
+        let round_number = work.request.round;
+        let task = tokio::spawn(work.run(events));
+        while let Some(event) = pending.recv().await {
+            if let Err(e) = framed.send(&event).await {
+                task.abort();
+                return Err(e.into());
+            }
+        }
+        task.await.map_err(internal)??;
+        self.last_round = Some(round_number);
+        Ok(())
+    }
+}
+
+async fn send_failure(framed: &mut Framed<Stream>, error: &ServiceError) {
+    let message = FromEnclave::Failed { kind: error.kind().to_owned(), message: error.to_string() };
+    // The parent may be gone already; the error is logged by the caller either way.
+    let _ = framed.send(&message).await;
+}
+
+/// One proving round after its request and keys were accepted.
+struct RoundWork {
+    nsm: Arc<Mutex<Box<dyn SecureModule>>>,
+    proxy: Address,
+    max_errors: usize,
+    request: RoundRequest,
+    config: RoundConfig,
+    keys: ProvingKeys,
+    setup_manifest: Vec<u8>,
+    started_ms: u64,
+}
+
+impl RoundWork {
+    async fn run(self, events: UnboundedSender<FromEnclave>) -> Result<(), ServiceError> {
+        let progress = |stage, done, total| {
+            let _ = events.send(FromEnclave::Progress { stage, done, total });
+        };
+        let mut session =
+            crate::db::connect_via_proxy(&self.config, &self.proxy).await.map_err(ServiceError::Database)?;
+        let snapshot = session.snapshot().await.map_err(ServiceError::Database)?;
+        let read = snapshot
+            .read(&self.config, self.max_errors, &mut |rows| progress(Stage::Reading, rows, 0))
+            .await
+            .map_err(ServiceError::Database)?;
+        tracing::info!(rows = read.record.rows, accounts = read.ledger.accounts.len(), "read; proving");
+
+        let mut round_id = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut OsRng, &mut round_id);
+        let keys = self.keys;
+        let ledger = read.ledger;
+        let proving_events = events.clone();
+        let (mut proved, keys) = tokio::task::spawn_blocking(move || {
+            let proved = crate::round::prove_round(&keys, ledger, round_id, &mut OsRng, &mut |done, total| {
+                let _ = proving_events.send(FromEnclave::Progress {
+                    stage: Stage::Proving,
+                    done: done as u64,
+                    total: total as u64,
+                });
+            });
+            proved.map(|p| (p, keys))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|e| refused(e.to_string()))?;
+        proved.bundle.attestation = EMBEDDED.to_owned();
+
+        progress(Stage::Attesting, 0, 1);
+        let liabilities = proved.bundle.encode();
+        let wire = proved.bundle.to_wire();
+        let record = read.record;
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT_V1.to_owned(),
+            round: self.request.round,
+            round_id: round_id.to_vec(),
+            software_version: SOFTWARE_VERSION.to_owned(),
+            started_ms: self.started_ms,
+            finished_ms: now_ms(),
+            nonce: self.request.nonce.clone(),
+            deadline_ms: self.request.deadline_ms,
+            config_sha256: Sha256::digest(self.request.config_toml.as_bytes()).to_vec(),
+            database: record.identity,
+            query: record.query,
+            rows: record.rows,
+            rows_sha256: record.rows_sha256,
+            assets: self
+                .config
+                .assets
+                .iter()
+                .zip(&proved.bundle.totals)
+                .map(|(a, t)| AssetTotal { symbol: a.symbol.clone(), decimals: a.decimals, total: t.to_string() })
+                .collect(),
+            leaf_count: proved.bundle.leaf_count,
+            batch_size: keys.shape.batch_size as u64,
+            root: wire.root.clone(),
+            liabilities_sha256: Sha256::digest(&liabilities).to_vec(),
+            proofs_sha256: attestation::manifest::proofs_sha256(wire.batches.iter().map(|b| b.proof.as_slice()))
+                .to_vec(),
+            verifying_key_sha256: attestation::liabilities::verifying_key_sha256(keys.verifying_key()).to_vec(),
+            setup_sha256: Sha256::digest(&self.setup_manifest).to_vec(),
+        };
+        drop(keys);
+        if manifest.deadline_ms != 0 && now_ms() > manifest.deadline_ms {
+            return Err(refused("the challenge's deadline passed while proving; nothing is attested"));
+        }
+        let manifest_bytes = manifest.encode();
+        let digest = Manifest::digest(&manifest_bytes);
+        // A fresh key per round, its public half attested: it signs the manifest here, and the
+        // round's outputs can be checked against it without another attestation.
+        let round_key = p384::ecdsa::SigningKey::random(&mut OsRng);
+        let public_key = round_key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
+        let signature: p384::ecdsa::Signature = round_key.sign(&digest);
+        let attestation_document = {
+            let mut nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
+            nsm.attestation_document(&AttestationRequest {
+                user_data: Some(digest.to_vec()),
+                nonce: (!self.request.nonce.is_empty()).then(|| self.request.nonce.clone()),
+                public_key: Some(public_key),
+            })?
+        };
+        let bundle = RoundBundleWire {
+            format: attestation::attested::FORMAT_V1.to_owned(),
+            manifest: manifest_bytes,
+            attestation: attestation_document,
+            round_signature: signature.to_bytes().to_vec(),
+            setup_manifest: self.setup_manifest,
+            setup_attestation: self.request.setup_attestation,
+            liabilities,
+        }
+        .encode();
+        let accounts = proved.inclusion.len() as u64;
+        let _ = events.send(FromEnclave::RoundDone { round: self.request.round, bundle, accounts });
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        for proof in proved.inclusion {
+            let json = proof.to_json();
+            batch_bytes += json.len() + proof.account_id.len();
+            batch.push(InclusionEntry { account_id: proof.account_id, json });
+            if batch_bytes >= CHUNK_BYTES {
+                let _ = events.send(FromEnclave::Inclusion(std::mem::take(&mut batch)));
+                batch_bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = events.send(FromEnclave::Inclusion(batch));
+        }
+        let _ = events.send(FromEnclave::Finished);
+        tracing::info!(round = self.request.round, accounts, "round attested and sent");
+        Ok(())
+    }
+}
