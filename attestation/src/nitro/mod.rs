@@ -15,6 +15,7 @@
 
 mod chain;
 mod cose;
+pub mod development;
 mod document;
 mod error;
 mod policy;

@@ -135,20 +135,11 @@ impl std::fmt::Debug for EmulatedNsm {
     }
 }
 
-/// PCR0–2 of the emulator for a binary whose SHA-384 is `image_digest`: each is
-/// `SHA-384("solvency-enclave/emulated-pcrN\0" || image_digest)`; the other PCRs are zero.
+/// PCR0–2 of the emulator for a binary whose SHA-384 is `image_digest`
+/// ([`attestation::nitro::development::emulated_image_pcrs`]); the other PCRs are zero.
 pub fn emulated_pcrs(image_digest: &[u8]) -> BTreeMap<u16, Vec<u8>> {
-    (0..PCR_COUNT)
-        .map(|i| {
-            let value = if i < 3 {
-                let domain = format!("solvency-enclave/emulated-pcr{i}\0");
-                Sha384::new().chain_update(domain.as_bytes()).chain_update(image_digest).finalize().to_vec()
-            } else {
-                vec![0; PCR_BYTES]
-            };
-            (i, value)
-        })
-        .collect()
+    let image = attestation::nitro::development::emulated_image_pcrs(image_digest);
+    (0..PCR_COUNT).map(|i| (i, image.get(usize::from(i)).map_or_else(|| vec![0; PCR_BYTES], |p| p.to_vec()))).collect()
 }
 
 fn build_intermediates(root: &Authority) -> Result<(Vec<Authority>, OffsetDateTime), NsmError> {

@@ -1,0 +1,295 @@
+//! The parent's side of the control protocol (`channel::protocol`): asking the enclave for an
+//! attested setup and keeping its keys, and asking it for a proving round and storing what it
+//! returns. A round reaches the store only when the enclave said `Finished` and the bundle
+//! decodes as the round that was asked for; anything less leaves the store as it was.
+
+use std::path::{Path, PathBuf};
+
+use attestation::attested::RoundBundleWire;
+use attestation::manifest::{Manifest, SetupManifest};
+use channel::protocol::{FromEnclave, RoundRequest, Stage, ToEnclave, CHUNK_BYTES};
+use channel::{Address, FrameError, Framed, Stream};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::store::{Store, StoreError};
+
+/// Why a request to the enclave failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The enclave could not be reached.
+    #[error("connecting to the enclave at {address}: {source}")]
+    Connect {
+        /// Its address.
+        address: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The control channel failed (the enclave died, or sent garbage).
+    #[error("control channel: {0}")]
+    Channel(#[from] FrameError),
+    /// The enclave reported a failure.
+    #[error("the enclave failed the request ({kind}): {message}")]
+    Enclave {
+        /// Its class: `refused`, `database` or `internal`.
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+    /// The enclave broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// A local file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ClientError + 'a {
+    move |source| ClientError::Io { op, path: path.to_owned(), source }
+}
+
+fn protocol(message: impl Into<String>) -> ClientError {
+    ClientError::Protocol(message.into())
+}
+
+/// What a setup round attested: kept beside the keys and sent with them to every round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupEvidence {
+    /// The canonical setup manifest.
+    #[serde(with = "serde_bytes")]
+    pub setup_manifest: Vec<u8>,
+    /// Its attestation document.
+    #[serde(with = "serde_bytes")]
+    pub setup_attestation: Vec<u8>,
+}
+
+impl SetupEvidence {
+    /// Reads the evidence file.
+    pub fn load(path: &Path) -> Result<Self, ClientError> {
+        let bytes = std::fs::read(path).map_err(io("reading", path))?;
+        ciborium::from_reader(bytes.as_slice()).map_err(|e| protocol(format!("{}: {e}", path.display())))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing byte strings into a Vec cannot fail; qed.
+        let _ = ciborium::into_writer(self, &mut out);
+        out
+    }
+}
+
+/// Progress as the enclave reports it: stage, done, total (0: unknown).
+pub type Progress<'a> = &'a mut (dyn FnMut(Stage, u64, u64) + Send);
+
+async fn connect(enclave: &Address) -> Result<Framed<Stream>, ClientError> {
+    let stream = Stream::connect(enclave)
+        .await
+        .map_err(|source| ClientError::Connect { address: enclave.to_string(), source })?;
+    Ok(Framed::new(stream))
+}
+
+fn failed(kind: String, message: String) -> ClientError {
+    ClientError::Enclave { kind, message }
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename; never replaces a file.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    use std::io::Write;
+    let staging = path.with_extension("partial");
+    let mut file = std::fs::File::create(&staging).map_err(io("creating", &staging))?;
+    file.write_all(bytes).map_err(io("writing", &staging))?;
+    file.sync_all().map_err(io("fsync", &staging))?;
+    if path.exists() {
+        let _ = std::fs::remove_file(&staging);
+        return Err(ClientError::Io {
+            op: "refusing to replace",
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        });
+    }
+    std::fs::rename(&staging, path).map_err(io("renaming", path))?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> Result<(), ClientError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync", dir))
+}
+
+/// Runs an attested setup round: the enclave makes keys for `batch_size` × `assets`; the keys
+/// go to `keys_path` and the evidence to `setup_path`. Existing files are never replaced.
+pub async fn setup(
+    enclave: &Address,
+    batch_size: u64,
+    assets: u64,
+    keys_path: &Path,
+    setup_path: &Path,
+    progress: Progress<'_>,
+) -> Result<SetupEvidence, ClientError> {
+    for path in [keys_path, setup_path] {
+        if path.exists() {
+            return Err(ClientError::Io {
+                op: "refusing to replace",
+                path: path.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+    }
+    let mut framed = connect(enclave).await?;
+    framed.send(&ToEnclave::Setup { batch_size, assets }).await?;
+    let (evidence, keys_len) = loop {
+        match framed.recv::<FromEnclave>().await? {
+            FromEnclave::Progress { stage, done, total } => progress(stage, done, total),
+            FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
+            FromEnclave::SetupDone { setup_manifest, setup_attestation, keys_len } => {
+                break (SetupEvidence { setup_manifest, setup_attestation }, keys_len)
+            }
+            other => return Err(protocol(format!("unexpected {other:?} during setup"))),
+        }
+    };
+    let manifest =
+        SetupManifest::decode(&evidence.setup_manifest).map_err(|e| protocol(format!("the setup manifest: {e}")))?;
+    let staging = keys_path.with_extension("partial");
+    let mut file = tokio::fs::File::create(&staging).await.map_err(io("creating", &staging))?;
+    let mut hash = Sha256::new();
+    let mut received = 0u64;
+    loop {
+        match framed.recv::<FromEnclave>().await? {
+            FromEnclave::KeysChunk(chunk) => {
+                received += chunk.len() as u64;
+                if received > keys_len {
+                    return Err(protocol("more keys bytes than announced"));
+                }
+                hash.update(&chunk);
+                file.write_all(&chunk).await.map_err(io("writing", &staging))?;
+            }
+            FromEnclave::KeysEnd => break,
+            FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
+            other => return Err(protocol(format!("unexpected {other:?} while receiving keys"))),
+        }
+    }
+    if received != keys_len || hash.finalize().as_slice() != manifest.proving_keys_sha256.as_slice() {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(protocol("the keys received are not the ones the setup attested"));
+    }
+    file.sync_all().await.map_err(io("fsync", &staging))?;
+    drop(file);
+    std::fs::rename(&staging, keys_path).map_err(io("renaming", keys_path))?;
+    sync_parent(keys_path)?;
+    write_new(setup_path, &evidence.encode())?;
+    Ok(evidence)
+}
+
+/// What a finished round left in the store.
+#[derive(Clone, Debug)]
+pub struct StoredRound {
+    /// The round number.
+    pub round: u64,
+    /// The attested manifest.
+    pub manifest: Manifest,
+    /// Inclusion proofs stored.
+    pub accounts: u64,
+}
+
+/// Runs proving round `request.round` with the keys at `keys_path` and stores the result.
+/// `request.keys_len` is filled in here.
+pub async fn prove(
+    enclave: &Address,
+    mut request: RoundRequest,
+    keys_path: &Path,
+    store: &Store,
+    progress: Progress<'_>,
+) -> Result<StoredRound, ClientError> {
+    let mut keys = tokio::fs::File::open(keys_path).await.map_err(io("opening", keys_path))?;
+    request.keys_len = keys.metadata().await.map_err(io("reading", keys_path))?.len();
+    let round = request.round;
+    let nonce = request.nonce.clone();
+    // Refuse early (before the enclave works) a round the store would refuse at the end.
+    drop(store.begin(round)?);
+    let mut framed = connect(enclave).await?;
+    let sent = async {
+        framed.send(&ToEnclave::Round(Box::new(request))).await?;
+        let mut buffer = vec![0u8; CHUNK_BYTES];
+        loop {
+            let n = keys.read(&mut buffer).await.map_err(io("reading", keys_path))?;
+            if n == 0 {
+                break;
+            }
+            framed.send(&ToEnclave::KeysChunk(buffer.get(..n).unwrap_or_default().to_vec())).await?;
+        }
+        framed.send(&ToEnclave::KeysEnd).await?;
+        Ok::<_, ClientError>(())
+    }
+    .await;
+    if let Err(e) = sent {
+        // The enclave may have refused the request and hung up while the keys were on their
+        // way; its reason says more than the broken pipe.
+        if let Ok(Ok(FromEnclave::Failed { kind, message })) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), framed.recv::<FromEnclave>()).await
+        {
+            return Err(failed(kind, message));
+        }
+        return Err(e);
+    }
+
+    let (mut pending, manifest, accounts) = loop {
+        match framed.recv::<FromEnclave>().await? {
+            FromEnclave::Progress { stage, done, total } => progress(stage, done, total),
+            FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
+            FromEnclave::RoundDone { round: done, bundle, accounts } => {
+                let wire = RoundBundleWire::decode(&bundle).map_err(|e| protocol(format!("the bundle: {e}")))?;
+                let manifest = Manifest::decode(&wire.manifest).map_err(|e| protocol(format!("the manifest: {e}")))?;
+                if done != round || manifest.round != round {
+                    return Err(protocol(format!("asked for round {round}, got round {}", manifest.round)));
+                }
+                if manifest.nonce != nonce {
+                    return Err(protocol("the round does not carry the challenge nonce"));
+                }
+                let mut pending = store.begin(round)?;
+                pending.write_bundle(&bundle)?;
+                break (pending, manifest, accounts);
+            }
+            other => return Err(protocol(format!("unexpected {other:?} during a round"))),
+        }
+    };
+    let mut stored = 0u64;
+    loop {
+        match framed.recv::<FromEnclave>().await? {
+            FromEnclave::Inclusion(entries) => {
+                for entry in entries {
+                    pending.add_inclusion_proof(&entry.account_id, entry.json.as_bytes())?;
+                    stored += 1;
+                }
+            }
+            FromEnclave::Finished => break,
+            FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
+            other => return Err(protocol(format!("unexpected {other:?} while receiving inclusion proofs"))),
+        }
+    }
+    if stored != accounts {
+        return Err(protocol(format!("{stored} inclusion proofs received, {accounts} announced")));
+    }
+    let summary = serde_json::json!({
+        "round": round,
+        "round_id": hex::encode(&manifest.round_id),
+        "leaf_count": manifest.leaf_count,
+        "assets": manifest.assets,
+        "database": manifest.database,
+        "finished_ms": manifest.finished_ms,
+    });
+    pending.add_file("summary.json", summary.to_string().as_bytes())?;
+    pending.commit()?;
+    Ok(StoredRound { round, manifest, accounts })
+}

@@ -1,0 +1,249 @@
+//! The parent's configuration file (TOML): where the enclave listens, where the proxy listens
+//! and what it may reach, the round configuration and keys, the store, the HTTP API. Relative
+//! paths are relative to the file. Secrets (the admin token) come from the environment or a file,
+//! never from this file or the command line.
+
+use std::path::{Path, PathBuf};
+
+use channel::Address;
+use serde::Deserialize;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has unknown keys, or a value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The parsed configuration.
+#[derive(Clone, Debug)]
+pub struct ParentConfig {
+    /// The enclave's control address.
+    pub enclave: Address,
+    /// Where the proxy for the enclave's outbound connections listens.
+    pub proxy_listen: Address,
+    /// `host:port` destinations the proxy may reach (default: the database in the round
+    /// configuration).
+    pub proxy_allow: Vec<(String, u16)>,
+    /// The round configuration file sent to the enclave.
+    pub round_config: PathBuf,
+    /// The proving-keys file made by the setup round.
+    pub keys: PathBuf,
+    /// The setup evidence (setup manifest and its attestation) beside the keys.
+    pub setup: PathBuf,
+    /// Accounts per batch, for setup rounds.
+    pub batch_size: u64,
+    /// Seconds between scheduled rounds (none: rounds only on request).
+    pub interval_secs: Option<u64>,
+    /// The bundle store directory.
+    pub store: PathBuf,
+    /// The HTTP API's bind address (none: no HTTP).
+    pub http_listen: Option<String>,
+    /// The environment variable holding the admin token for internal endpoints.
+    pub admin_token_env: Option<String>,
+    /// A file holding the admin token.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    enclave: EnclaveSection,
+    proxy: ProxySection,
+    round: RoundSection,
+    store: StoreSection,
+    #[serde(default)]
+    http: Option<HttpSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnclaveSection {
+    address: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxySection {
+    listen: String,
+    #[serde(default)]
+    allow: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoundSection {
+    config: PathBuf,
+    keys: PathBuf,
+    setup: PathBuf,
+    batch_size: u64,
+    #[serde(default)]
+    interval_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: String,
+    #[serde(default)]
+    admin_token_env: Option<String>,
+    #[serde(default)]
+    admin_token_file: Option<PathBuf>,
+}
+
+/// The `[database]` host and port of a round configuration, which the proxy allows by default.
+#[derive(Deserialize)]
+struct RoundDatabase {
+    database: HostPort,
+}
+
+#[derive(Deserialize)]
+struct HostPort {
+    host: String,
+    port: u16,
+}
+
+fn invalid(e: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid(e.to_string())
+}
+
+/// Parses `host:port` (IPv6 in brackets).
+pub fn parse_host_port(text: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| invalid(format!("{text:?} is not host:port")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().map_err(|_| invalid(format!("{text:?}: bad port")))?;
+    if host.is_empty() {
+        return Err(invalid(format!("{text:?}: no host")));
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
+}
+
+impl ParentConfig {
+    /// Loads and checks the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&read(path)?, base)
+    }
+
+    /// Parses configuration text, resolving relative paths against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text).map_err(invalid)?;
+        let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let round_config = resolve(&file.round.config);
+        let proxy_allow = match file.proxy.allow {
+            Some(list) => list.iter().map(|e| parse_host_port(e)).collect::<Result<Vec<_>, _>>()?,
+            None => {
+                let db: RoundDatabase = toml::from_str(&read(&round_config)?)
+                    .map_err(|e| invalid(format!("{}: {e}", round_config.display())))?;
+                vec![(db.database.host, db.database.port)]
+            }
+        };
+        if file.round.batch_size == 0 {
+            return Err(invalid("round.batch_size must be at least 1"));
+        }
+        if file.round.interval_secs == Some(0) {
+            return Err(invalid("round.interval_secs must be at least 1"));
+        }
+        let http = file.http;
+        Ok(Self {
+            enclave: file.enclave.address.parse().map_err(invalid)?,
+            proxy_listen: file.proxy.listen.parse().map_err(invalid)?,
+            proxy_allow,
+            round_config,
+            keys: resolve(&file.round.keys),
+            setup: resolve(&file.round.setup),
+            batch_size: file.round.batch_size,
+            interval_secs: file.round.interval_secs,
+            store: resolve(&file.store.dir),
+            http_listen: http.as_ref().map(|h| h.listen.clone()),
+            admin_token_env: http.as_ref().and_then(|h| h.admin_token_env.clone()),
+            admin_token_file: http.as_ref().and_then(|h| h.admin_token_file.as_ref().map(resolve)),
+        })
+    }
+
+    /// The admin token from the environment variable or file the configuration names, if any.
+    pub fn admin_token(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(var) = &self.admin_token_env {
+            return match std::env::var(var) {
+                Ok(token) => Ok(Some(token)),
+                Err(_) => Err(invalid(format!("the admin token variable {var} is not set"))),
+            };
+        }
+        match &self.admin_token_file {
+            Some(path) => Ok(Some(read(path)?.trim_end().to_owned())),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[enclave]
+address = "vsock://16:5000"
+[proxy]
+listen = "vsock://4294967295:8000"
+allow = ["db.internal:5432"]
+[round]
+config = "round.toml"
+keys = "keys.bin"
+setup = "setup.cbor"
+batch_size = 1024
+interval_secs = 3600
+[store]
+dir = "/var/lib/solvency/store"
+[http]
+listen = "127.0.0.1:8080"
+admin_token_env = "SOLVENCY_ADMIN_TOKEN"
+"#;
+
+    #[test]
+    fn a_full_configuration_parses_with_paths_resolved() {
+        let c = ParentConfig::parse(CONFIG, Path::new("/etc/solvency")).unwrap();
+        assert_eq!(c.enclave, "vsock://16:5000".parse().unwrap());
+        assert_eq!(c.proxy_allow, vec![("db.internal".to_owned(), 5432)]);
+        assert_eq!(c.round_config, Path::new("/etc/solvency/round.toml"));
+        assert_eq!(c.store, Path::new("/var/lib/solvency/store"));
+        assert_eq!(c.interval_secs, Some(3600));
+        assert_eq!(c.http_listen.as_deref(), Some("127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn the_default_allowlist_is_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("round.toml"), "[database]\nhost = \"db\"\nport = 6432\n").unwrap();
+        let text = CONFIG.replace("allow = [\"db.internal:5432\"]\n", "");
+        let c = ParentConfig::parse(&text, dir.path()).unwrap();
+        assert_eq!(c.proxy_allow, vec![("db".to_owned(), 6432)]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let base = Path::new("/");
+        assert!(ParentConfig::parse(&format!("{CONFIG}\n[extra]\nx = 1\n"), base).is_err());
+        assert!(ParentConfig::parse(&CONFIG.replace("vsock://16:5000", "http://x"), base).is_err());
+        assert!(ParentConfig::parse(&CONFIG.replace("db.internal:5432", "db.internal"), base).is_err());
+        assert!(ParentConfig::parse(&CONFIG.replace("batch_size = 1024", "batch_size = 0"), base).is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! `solvency-parent demo`: the whole appliance on one machine. A private TLS-only PostgreSQL with
+//! synthetic balances; `solvency-enclave serve` as a child process with the emulated NSM, reached
+//! over a Unix socket, reading the database through this process's allowlisting proxy; an
+//! attested setup round, a proving round with an auditor's challenge, the bundle stored, a
+//! verifier policy written as an auditor would (PCRs recomputed from the enclave binary, the
+//! database pinned from the cluster itself), and `solvency-verify` run on the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use attestation::attested::{AttestationRules, BundlePolicy, DatabasePins, RoundRules};
+use parent::config::ParentConfig;
+use parent::metrics::Metrics;
+use parent::rounds::{start_proxy, Driver};
+use parent::store::Store;
+use rand::RngCore;
+use testkit::fixture::{self, FixtureAsset};
+use testkit::PrivateCluster;
+
+use crate::Bar;
+
+const ASSETS: [(&str, u32); 3] = [("BTC", 8), ("ETH", 18), ("USDT", 6)];
+/// Longest Unix socket path (sun_path is 108 bytes with its terminator).
+const MAX_SOCKET_PATH: usize = 100;
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating this program")?;
+    let path = me.with_file_name(name);
+    if !path.is_file() {
+        bail!("{name} not found beside {}; build the workspace first (scripts/demo.sh does)", me.display());
+    }
+    Ok(path)
+}
+
+/// PCR0–2 of the emulated NSM for an enclave binary, recomputed from the binary as an auditor
+/// would (on AWS, `solvency-parent measure` on the EIF plays this role).
+fn emulated_pcrs(binary: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let program = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let pcrs = attestation::nitro::development::emulated_pcrs_of_program(&program);
+    Ok(pcrs.iter().enumerate().map(|(i, pcr)| (i.to_string(), hex::encode(pcr))).collect())
+}
+
+fn check_free(out: &Path) -> anyhow::Result<()> {
+    if let Ok(mut entries) = std::fs::read_dir(out) {
+        if entries.next().is_some() {
+            bail!("{} exists and is not empty; choose a new directory", out.display());
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_socket(path: &Path, child: &mut tokio::process::Child) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the enclave exited before listening ({status})");
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the enclave did not listen on {} within a minute", path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn run_verifier(verify: &Path, args: &[&str]) -> anyhow::Result<()> {
+    println!("\n$ solvency-verify {}", args.join(" "));
+    let status = std::process::Command::new(verify).args(args).status().context("starting solvency-verify")?;
+    if !status.success() {
+        bail!("solvency-verify refused the demo's output ({status})");
+    }
+    Ok(())
+}
+
+fn text(path: &Path) -> anyhow::Result<&str> {
+    path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// Runs the demo into `out`.
+pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<()> {
+    let enclave_bin = sibling("solvency-enclave")?;
+    let verify_bin = sibling("solvency-verify")?;
+    check_free(out)?;
+    std::fs::create_dir_all(out.join("keys")).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize()?;
+
+    // Unix socket paths are short; fall back to a temporary directory for a deep output path.
+    let mut _socket_tmp = None;
+    let mut sockets = out.join("run");
+    if sockets.join("enclave.sock").as_os_str().len() > MAX_SOCKET_PATH {
+        let dir = tempfile::Builder::new().prefix("solvency-").tempdir()?;
+        sockets = dir.path().to_owned();
+        _socket_tmp = Some(dir);
+    }
+    std::fs::create_dir_all(&sockets)?;
+
+    println!("starting a private PostgreSQL cluster (TLS only, SCRAM, certificates made now)...");
+    let cluster = PrivateCluster::start().context("starting the private cluster (is PostgreSQL installed?)")?;
+    let assets: Vec<_> = ASSETS.iter().map(|(s, d)| FixtureAsset::new(s, *d)).collect();
+    cluster.load_fixture("balances", accounts, &assets)?;
+    println!(
+        "cluster on localhost:{}: {accounts} accounts x {} assets; server certificate SHA-256 {}",
+        cluster.port(),
+        ASSETS.len(),
+        cluster.identity().cert_sha256()
+    );
+    std::fs::write(out.join("round.toml"), cluster.round_config(&fixture::query("balances"), &ASSETS)?)?;
+    let enclave_sock = sockets.join("enclave.sock");
+    let proxy_sock = sockets.join("proxy.sock");
+    let parent_toml = format!(
+        "[enclave]\naddress = \"unix://{}\"\n\n[proxy]\nlisten = \"unix://{}\"\nallow = [\"localhost:{}\"]\n\n\
+         [round]\nconfig = \"round.toml\"\nkeys = \"keys/keys.bin\"\nsetup = \"keys/setup.cbor\"\nbatch_size = {batch_size}\n\n\
+         [store]\ndir = \"store\"\n",
+        enclave_sock.display(),
+        proxy_sock.display(),
+        cluster.port()
+    );
+    std::fs::write(out.join("parent.toml"), &parent_toml)?;
+    let config = ParentConfig::load(&out.join("parent.toml"))?;
+
+    println!("starting the enclave program with the EMULATED NSM (development root in {}/dev-root)", out.display());
+    let mut enclave = tokio::process::Command::new(&enclave_bin)
+        .args(["serve", "--nsm", "emulated", "--listen"])
+        .arg(format!("unix://{}", enclave_sock.display()))
+        .arg("--proxy")
+        .arg(format!("unix://{}", proxy_sock.display()))
+        .arg("--emulated-root")
+        .arg(out.join("dev-root"))
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting solvency-enclave")?;
+    wait_for_socket(&enclave_sock, &mut enclave).await?;
+
+    let store = Arc::new(Store::open(&config.store)?);
+    let metrics = Arc::new(Metrics::new());
+    let driver = Driver::new(config.clone(), Arc::clone(&store), Arc::clone(&metrics));
+    let proxy = start_proxy(&config, metrics).await.context("starting the proxy")?;
+
+    println!(
+        "setup round: the enclave makes Groth16 keys for {batch_size} accounts x {} assets and attests them",
+        ASSETS.len()
+    );
+    let mut bar = Bar::new();
+    let started = Instant::now();
+    let setup = driver.setup(&mut |s, d, t| bar.update(s, d, t)).await;
+    bar.finish();
+    setup.context("the setup round")?;
+    println!("setup attested in {:.1} s; keys in {}", started.elapsed().as_secs_f64(), config.keys.display());
+
+    let mut nonce = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    println!("proving round with an auditor's challenge {}", hex::encode(nonce));
+    let deadline_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 + 3_600_000;
+    let mut bar = Bar::new();
+    let started = Instant::now();
+    let stored = driver.round(nonce.to_vec(), deadline_ms, &mut |s, d, t| bar.update(s, d, t)).await;
+    bar.finish();
+    let stored = stored.context("the proving round")?;
+    println!("round {} proven and attested in {:.1} s", stored.round, started.elapsed().as_secs_f64());
+    proxy.abort();
+    enclave.kill().await.ok();
+
+    let system_identifier = cluster.psql("SELECT system_identifier FROM pg_control_system()")?;
+    let policy = BundlePolicy {
+        attestation: AttestationRules { allow_debug: false, max_age_secs: Some(86_400), max_skew_secs: 300 },
+        pcrs: emulated_pcrs(&enclave_bin)?.into_iter().collect(),
+        database: DatabasePins {
+            system_identifier,
+            server_cert_sha256: cluster.identity().cert_sha256(),
+            timeline: Some(stored.manifest.database.timeline),
+        },
+        round: RoundRules {
+            min_round: Some(stored.round),
+            nonce: Some(hex::encode(nonce)),
+            verifying_key_sha256: None,
+        },
+    };
+    let policy_path = out.join("policy.toml");
+    std::fs::write(&policy_path, policy.to_toml())?;
+    drop(cluster);
+
+    let bundle = store.round_path(stored.round).join("bundle.cbor");
+    let dev_root = out.join("dev-root").join("dev-root.pem");
+    let verify_args = ["bundle", text(&bundle)?, "--policy", text(&policy_path)?, "--allow-emulated", text(&dev_root)?];
+    run_verifier(&verify_bin, &verify_args)?;
+    let proof = bundle.with_file_name("inclusion").join(attestation::inclusion::file_name(&fixture::account_id(1)));
+    run_verifier(
+        &verify_bin,
+        &[
+            "inclusion",
+            "--bundle",
+            text(&bundle)?,
+            "--proof",
+            text(&proof)?,
+            "--policy",
+            text(&policy_path)?,
+            "--allow-emulated",
+            text(&dev_root)?,
+        ],
+    )?;
+
+    println!("\nwhere everything is (the private cluster has been stopped and removed):");
+    println!("  bundle:           {}", bundle.display());
+    println!("  inclusion proofs: {}", bundle.with_file_name("inclusion").display());
+    println!("  policy:           {}", policy_path.display());
+    println!("  development root: {} (emulated NSM: NOT an AWS attestation)", dev_root.display());
+    println!("  parent config:    {}", out.join("parent.toml").display());
+    println!("verify it again with:");
+    println!(
+        "{}",
+        std::iter::once(verify_bin.display().to_string())
+            .chain(verify_args.iter().map(|a| a.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! The appliance end to end, with real processes: a private TLS PostgreSQL, `solvency-enclave
+//! serve` with the emulated NSM, and `solvency-parent` (its proxy, store and HTTP API), and the
+//! bundles they make checked by the verifier.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use attestation::attested::{self, AttestationRules, BundlePolicy, DatabasePins, RoundBundleWire, RoundRules};
+use attestation::nitro::{pem_to_der, TrustAnchor};
+use testkit::fixture::{self, FixtureAsset};
+use testkit::PrivateCluster;
+
+const ASSETS: [(&str, u32); 2] = [("BTC", 8), ("ETH", 18)];
+const BATCH_SIZE: u64 = 8;
+
+/// A workspace binary: beside this test's `solvency-parent`, built on demand when only this
+/// package's targets were built.
+fn binary(name: &str, package: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_solvency-parent")).parent().unwrap().to_owned();
+    let path = dir.join(name);
+    if !path.exists() {
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.args(["build", "-q", "-p", package, "--bin", name]);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "building {name}");
+    }
+    path
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// One appliance: cluster, enclave process, parent configuration, store.
+struct Appliance {
+    dir: tempfile::TempDir,
+    cluster: PrivateCluster,
+    enclave: Option<Child>,
+}
+
+impl Appliance {
+    fn start(accounts: u64) -> Self {
+        let cluster = PrivateCluster::start().unwrap();
+        let assets: Vec<_> = ASSETS.iter().map(|(s, d)| FixtureAsset::new(s, *d)).collect();
+        cluster.load_fixture("balances", accounts, &assets).unwrap();
+        let dir = tempfile::Builder::new().prefix("e2e-").tempdir_in("/tmp").unwrap();
+        std::fs::write(
+            dir.path().join("round.toml"),
+            cluster.round_config(&fixture::query("balances"), &ASSETS).unwrap(),
+        )
+        .unwrap();
+        let mut appliance = Self { dir, cluster, enclave: None };
+        appliance.write_config("parent.toml", &[format!("localhost:{}", appliance.cluster.port())], "round.toml");
+        appliance.start_enclave();
+        appliance
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write_config(&self, name: &str, allow: &[String], round_config: &str) {
+        let allow = allow.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            "[enclave]\naddress = \"unix://{}\"\n[proxy]\nlisten = \"unix://{}\"\nallow = [{allow}]\n\
+             [round]\nconfig = \"{round_config}\"\nkeys = \"keys.bin\"\nsetup = \"setup.cbor\"\nbatch_size = {BATCH_SIZE}\n\
+             [store]\ndir = \"store\"\n",
+            self.path("enclave.sock").display(),
+            self.path("proxy.sock").display(),
+        );
+        std::fs::write(self.path(name), text).unwrap();
+    }
+
+    fn start_enclave(&mut self) {
+        let child = Command::new(binary("solvency-enclave", "solvency-enclave"))
+            .args(["serve", "--nsm", "emulated", "--listen"])
+            .arg(format!("unix://{}", self.path("enclave.sock").display()))
+            .arg("--proxy")
+            .arg(format!("unix://{}", self.path("proxy.sock").display()))
+            .arg("--emulated-root")
+            .arg(self.path("dev-root"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.enclave = Some(child);
+        let started = Instant::now();
+        while std::os::unix::net::UnixStream::connect(self.path("enclave.sock")).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the enclave did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill_enclave(&mut self) {
+        if let Some(mut child) = self.enclave.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn enclave_is_running(&mut self) -> bool {
+        self.enclave.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    fn parent_command(&self, args: &[&str], config: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_solvency-parent"));
+        command.args(args).arg("--config").arg(self.path(config)).env("RUST_LOG", "info");
+        command
+    }
+
+    fn parent(&self, args: &[&str]) -> Output {
+        self.parent_command(args, "parent.toml").output().unwrap()
+    }
+
+    fn setup(&self) {
+        let out = self.parent(&["setup"]);
+        assert!(out.status.success(), "setup failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn round(&self, args: &[&str]) -> Output {
+        let mut all = vec!["round"];
+        all.extend_from_slice(args);
+        self.parent(&all)
+    }
+
+    fn round_ok(&self, args: &[&str]) -> u64 {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.round(&all);
+        assert!(out.status.success(), "round failed: {}", String::from_utf8_lossy(&out.stderr));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        summary["round"].as_u64().unwrap()
+    }
+
+    fn latest(&self) -> Option<u64> {
+        std::fs::read_to_string(self.path("store/latest")).ok().map(|s| s.trim().parse().unwrap())
+    }
+
+    fn round_dir(&self, round: u64) -> PathBuf {
+        self.path("store/rounds").join(format!("{round:020}"))
+    }
+
+    fn bundle(&self, round: u64) -> Vec<u8> {
+        std::fs::read(self.round_dir(round).join("bundle.cbor")).unwrap()
+    }
+
+    fn anchor(&self) -> TrustAnchor {
+        let pem = std::fs::read(self.path("dev-root/dev-root.pem")).unwrap();
+        TrustAnchor::development(pem_to_der(&pem).unwrap()).unwrap()
+    }
+
+    /// The policy an auditor writes: the image recomputed from the enclave binary, the database
+    /// pinned from the cluster itself.
+    fn policy(&self, min_round: Option<u64>, nonce: Option<&[u8]>) -> BundlePolicy {
+        let program = std::fs::read(binary("solvency-enclave", "solvency-enclave")).unwrap();
+        let pcrs = attestation::nitro::development::emulated_pcrs_of_program(&program);
+        BundlePolicy {
+            attestation: AttestationRules { allow_debug: false, max_age_secs: Some(3600), max_skew_secs: 60 },
+            pcrs: pcrs.iter().enumerate().map(|(i, p)| (i.to_string(), hex::encode(p))).collect(),
+            database: DatabasePins {
+                system_identifier: self.cluster.psql("SELECT system_identifier FROM pg_control_system()").unwrap(),
+                server_cert_sha256: self.cluster.identity().cert_sha256(),
+                timeline: Some(1),
+            },
+            round: RoundRules { min_round, nonce: nonce.map(hex::encode), verifying_key_sha256: None },
+        }
+    }
+
+    fn verify(&self, bytes: &[u8], policy: &BundlePolicy) -> Result<attested::VerifiedRound, attested::RoundError> {
+        attested::verify(bytes, policy, &self.anchor(), now_ms())
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.kill_enclave();
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_full_round_verifies_and_any_changed_byte_is_refused_at_its_step() {
+    let app = Appliance::start(30);
+    app.setup();
+    let nonce = [7u8; 32];
+    let round = app.round_ok(&["--nonce", &hex::encode(nonce)]);
+    assert_eq!((round, app.latest()), (1, Some(1)));
+    let bytes = app.bundle(round);
+    let policy = app.policy(Some(1), Some(&nonce));
+    let verified = app.verify(&bytes, &policy).unwrap();
+    let m = verified.manifest();
+    assert_eq!(m.round, 1);
+    assert_eq!(m.rows, 60);
+    assert_eq!(m.nonce, nonce);
+    let totals: Vec<String> = m.assets.iter().map(|a| a.total.clone()).collect();
+    let expected: Vec<String> = fixture::expected_totals(30, 2).iter().map(u128::to_string).collect();
+    assert_eq!(totals, expected);
+    assert!(!verified.document().root_is_aws());
+
+    // The command-line verifier agrees, and names the step that fails.
+    let policy_path = app.path("policy.toml");
+    std::fs::write(&policy_path, policy.to_toml()).unwrap();
+    let verify = |bundle: &Path| {
+        Command::new(binary("solvency-verify", "solvency-attestation"))
+            .arg("bundle")
+            .arg(bundle)
+            .arg("--policy")
+            .arg(&policy_path)
+            .arg("--allow-emulated")
+            .arg(app.path("dev-root/dev-root.pem"))
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let out = verify(&app.round_dir(round).join("bundle.cbor"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["round"], 1);
+    assert_eq!(report["aws_attested"], false);
+    // With the AWS root (no --allow-emulated) a development bundle is refused.
+    let aws = Command::new(binary("solvency-verify", "solvency-attestation"))
+        .arg("bundle")
+        .arg(app.round_dir(round).join("bundle.cbor"))
+        .arg("--policy")
+        .arg(&policy_path)
+        .output()
+        .unwrap();
+    assert_eq!(aws.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&aws.stderr).contains("FAILED at attestation"), "{}", stderr(&aws));
+
+    // One byte changed inside each part of the bundle is refused at that part's step.
+    let wire = RoundBundleWire::decode(&bytes).unwrap();
+    let parts: [(&[u8], &[&str]); 6] = [
+        (&wire.manifest, &["manifest", "manifest-binding"]),
+        (&wire.attestation, &["attestation"]),
+        (&wire.round_signature, &["round-key"]),
+        (&wire.setup_manifest, &["setup"]),
+        (&wire.setup_attestation, &["setup"]),
+        (&wire.liabilities, &["consistency"]),
+    ];
+    for (part, steps) in parts {
+        let start = bytes.windows(part.len()).position(|w| w == part).unwrap();
+        for offset in [0, part.len() / 3, part.len() / 2, part.len() - 1] {
+            let mut tampered = bytes.clone();
+            tampered[start + offset] ^= 0x01;
+            let err = app.verify(&tampered, &policy).unwrap_err();
+            assert!(steps.contains(&err.step()), "byte {} of a part: refused at {} ({err})", offset, err.step());
+        }
+    }
+    // And every byte of the envelope and a stride through the rest is refused at some step.
+    for i in (0..bytes.len()).step_by(97).chain(0..64) {
+        let mut tampered = bytes.clone();
+        tampered[i] ^= 0x80;
+        assert!(app.verify(&tampered, &policy).is_err(), "flipping byte {i} went unnoticed");
+    }
+    let tampered = app.path("tampered.cbor");
+    let mut copy = bytes.clone();
+    let last = copy.len() - 1;
+    copy[last] ^= 1;
+    std::fs::write(&tampered, copy).unwrap();
+    let out = verify(&tampered);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["step"], "consistency");
+
+    // Every user's inclusion proof is stored beside the bundle and checks against it.
+    let proof = std::fs::read(
+        app.round_dir(round).join("inclusion").join(attestation::inclusion::file_name(&fixture::account_id(7))),
+    )
+    .unwrap();
+    let proof = attestation::inclusion::InclusionProof::from_json(&proof).unwrap();
+    let included = attestation::inclusion::verify(verified.liabilities(), &proof).unwrap();
+    assert_eq!(included.balances[0].1, fixture::base_units(7, 0));
+    assert_eq!(std::fs::read_dir(app.round_dir(round).join("inclusion")).unwrap().count(), 30);
+}
+
+#[test]
+fn replays_and_wrong_nonces_are_refused_and_rounds_only_move_forward() {
+    let app = Appliance::start(12);
+    app.setup();
+    let first = app.round_ok(&[]);
+    let challenge = [9u8; 16];
+    let second = app.round_ok(&["--nonce", &hex::encode(challenge)]);
+    assert_eq!((first, second, app.latest()), (1, 2, Some(2)));
+
+    // A verifier that saw round 2 refuses round 1 replayed to it.
+    let err = app.verify(&app.bundle(1), &app.policy(Some(2), None)).unwrap_err();
+    assert_eq!(err.step(), "freshness", "{err}");
+    // A verifier that issued a challenge refuses a round without it, or with another.
+    let err = app.verify(&app.bundle(1), &app.policy(None, Some(&challenge))).unwrap_err();
+    assert_eq!(err.step(), "nonce", "{err}");
+    let err = app.verify(&app.bundle(2), &app.policy(None, Some(&[1u8; 16]))).unwrap_err();
+    assert_eq!(err.step(), "nonce", "{err}");
+    app.verify(&app.bundle(2), &app.policy(Some(2), Some(&challenge))).unwrap();
+    // Too old for a policy's maximum age, as checked a day later.
+    let mut policy = app.policy(None, None);
+    policy.attestation.max_age_secs = Some(60);
+    let err = attested::verify(&app.bundle(2), &policy, &app.anchor(), now_ms() + 86_400_000).unwrap_err();
+    assert_eq!(err.step(), "freshness", "{err}");
+    // Another database (another cluster's identity) is refused at the database pins.
+    let mut policy = app.policy(None, None);
+    policy.database.system_identifier = "1".into();
+    assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "database");
+    let mut policy = app.policy(None, None);
+    policy.pcrs.insert("0".into(), "00".repeat(48));
+    assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "attestation");
+
+    // A challenge whose deadline has passed is refused before anything is read.
+    let out = app.round(&["--nonce", "aa", "--deadline-secs", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(app.latest(), Some(2));
+}
+
+#[test]
+fn the_proxy_refuses_destinations_off_its_allowlist() {
+    let app = Appliance::start(5);
+    app.setup();
+    app.write_config("elsewhere.toml", &["db.example:5432".to_owned()], "round.toml");
+    let out = app.parent_command(&["round"], "elsewhere.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("not on the allowlist"), "{err}");
+    assert_eq!(app.latest(), None, "nothing was stored");
+    // The next round, through the configured allowlist, works; the failed one's number stays
+    // burnt, so no number is ever proven twice.
+    assert_eq!(app.round_ok(&[]), 2);
+}
+
+#[test]
+fn an_enclave_killed_mid_round_fails_the_round_cleanly_and_a_retry_succeeds() {
+    let mut app = Appliance::start(300);
+    app.setup();
+    assert_eq!(app.round_ok(&[]), 1);
+    let served = app.bundle(1);
+
+    let mut parent = app.parent_command(&["round"], "parent.toml").stderr(Stdio::piped()).spawn().unwrap();
+    let lines = BufReader::new(parent.stderr.take().unwrap());
+    let mut log = String::new();
+    for line in lines.lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("Proving") && app.enclave.is_some() {
+            app.kill_enclave();
+        }
+    }
+    let status = parent.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(app.latest(), Some(1), "the previous round stays published");
+    assert_eq!(app.bundle(1), served);
+    assert!(!app.round_dir(2).exists());
+
+    // The restarted enclave signs under the same development root and has the same image, so
+    // the attested keys are accepted again; the failed round's number stays burnt.
+    app.start_enclave();
+    assert_eq!(app.round_ok(&[]), 3);
+    app.verify(&app.bundle(3), &app.policy(Some(3), None)).unwrap();
+}
+
+#[test]
+fn a_parent_crash_at_any_point_of_storing_leaves_the_store_consistent() {
+    let app = Appliance::start(10);
+    app.setup();
+    let mut published = app.round_ok(&[]);
+    assert_eq!(published, 1);
+    for point in ["staged", "renamed", "latest-temp"] {
+        let out =
+            app.parent_command(&["round"], "parent.toml").env("SOLVENCY_PARENT_CRASH_AT", point).output().unwrap();
+        assert!(!out.status.success(), "the parent was to crash at {point}");
+        // The published round is still the previous one, whole, and verifiable.
+        assert_eq!(app.latest(), Some(published), "after a crash at {point}");
+        app.verify(&app.bundle(published), &app.policy(Some(published), None)).unwrap();
+        // The crashed round's number is burnt (it was reserved before the enclave heard it);
+        // the retry gets a higher one, and nothing partial is visible.
+        let round = app.round_ok(&[]);
+        assert!(round > published + 1, "{point}: round {round} after {published}");
+        assert_eq!(app.latest(), Some(round));
+        app.verify(&app.bundle(round), &app.policy(Some(round), None)).unwrap();
+        published = round;
+        assert!(std::fs::read_dir(app.path("store/tmp")).map_or(true, |mut d| d.next().is_none()));
+    }
+}
+
+#[test]
+fn a_database_connection_dropped_mid_read_produces_no_bundle() {
+    let app = Appliance::start(5_000);
+    app.setup();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let target = format!("127.0.0.1:{}", app.cluster.port()).parse().unwrap();
+    let forwarder = rt.block_on(testkit::peers::Forwarder::start(target, Some(64 * 1024))).unwrap();
+    let port = forwarder.addr().port();
+    let round_toml = std::fs::read_to_string(app.path("round.toml")).unwrap();
+    let cut = round_toml.replace(&format!("port = {}", app.cluster.port()), &format!("port = {port}"));
+    std::fs::write(app.path("cut.toml"), cut).unwrap();
+    app.write_config("cut-parent.toml", &[format!("localhost:{port}")], "cut.toml");
+    let out = app.parent_command(&["round"], "cut-parent.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(forwarder.has_cut());
+    let err = stderr(&out);
+    assert!(err.contains("database"), "{err}");
+    assert_eq!(app.latest(), None);
+    assert!(!app.path("store/rounds/00000000000000000001").exists());
+}
+
+#[test]
+fn malformed_and_oversized_control_messages_are_refused_and_both_processes_keep_running() {
+    let mut app = Appliance::start(5);
+    app.setup();
+    // At the enclave: garbage, a frame announcing 4 GiB, a frame of the wrong shape, keys
+    // without a request.
+    let socket = app.path("enclave.sock");
+    let send = |bytes: &[u8]| {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        answer
+    };
+    let frame = |payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut keys_end = Vec::new();
+    ciborium::into_writer(&(1u32, channel::protocol::ToEnclave::KeysEnd), &mut keys_end).unwrap();
+    for bad in [
+        frame(b"\xff\x00garbage"),
+        vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        frame(&[0x82, 0x01, 0x63, b'a', b'b', b'c']),
+        frame(&[0x82, 0x02, 0xf6]),
+        frame(&keys_end),
+    ] {
+        let answer = send(&bad);
+        let reply: channel::protocol::FromEnclave = channel::frame::decode(answer.get(4..).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("no Failed reply to {bad:?}: {e}"));
+        assert!(
+            matches!(reply, channel::protocol::FromEnclave::Failed { ref kind, .. } if kind == "refused"),
+            "{reply:?}"
+        );
+        assert!(app.enclave_is_running());
+    }
+    // At the parent: an enclave that answers garbage fails the round, without a crash.
+    let fake = app.path("fake.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&fake).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe]).unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    });
+    let text = std::fs::read_to_string(app.path("parent.toml")).unwrap();
+    std::fs::write(
+        app.path("fake-parent.toml"),
+        text.replace(&app.path("enclave.sock").display().to_string(), &fake.display().to_string()),
+    )
+    .unwrap();
+    let out = app.parent_command(&["round"], "fake-parent.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("malformed"), "{}", stderr(&out));
+    server.join().unwrap();
+    // The real enclave still proves (round 1 was burnt by the failed attempt).
+    assert_eq!(app.round_ok(&[]), 2);
+    assert!(app.enclave_is_running());
+    app.kill_enclave();
+}
