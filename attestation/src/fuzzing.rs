@@ -31,3 +31,37 @@ pub fn liabilities_bundle(data: &[u8]) {
         let _ = crate::liabilities::verify(bundle, None);
     }
 }
+
+/// Decodes `data` as an attested round bundle, its manifests and as a policy file, and verifies
+/// it in full against the built-in AWS root under a fixed policy.
+pub fn round_bundle(data: &[u8]) {
+    use crate::attested::{self, BundlePolicy, RoundBundleWire};
+    use crate::manifest::{Manifest, SetupManifest};
+    let _ = Manifest::decode(data);
+    let _ = SetupManifest::decode(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = BundlePolicy::from_toml(text);
+    }
+    if let Ok(wire) = RoundBundleWire::decode(data) {
+        let _ = Manifest::decode(&wire.manifest);
+        let _ = SetupManifest::decode(&wire.setup_manifest);
+    }
+    static POLICY: OnceLock<Option<(BundlePolicy, TrustAnchor)>> = OnceLock::new();
+    let fixed = POLICY.get_or_init(|| {
+        let pcr = "00".repeat(48);
+        let policy = BundlePolicy {
+            attestation: attested::AttestationRules { allow_debug: true, ..Default::default() },
+            pcrs: (0..3).map(|i| (i.to_string(), pcr.clone())).collect(),
+            database: attested::DatabasePins {
+                system_identifier: "1".into(),
+                server_cert_sha256: "00".repeat(32),
+                timeline: None,
+            },
+            round: attested::RoundRules::default(),
+        };
+        Some((policy, TrustAnchor::aws_builtin().ok()?))
+    });
+    if let Some((policy, root)) = fixed {
+        let _ = attested::verify(data, policy, root, FUZZ_TIME_MS);
+    }
+}

@@ -71,8 +71,8 @@ enum Command {
         /// Synthetic accounts.
         #[arg(long, default_value_t = 10_000)]
         accounts: u64,
-        /// Accounts per batch proof.
-        #[arg(long, default_value_t = 1000)]
+        /// Accounts per batch proof (956: the largest circuit that fits a 2^19 domain at 3 assets).
+        #[arg(long, default_value_t = 956)]
         batch_size: u64,
     },
 }

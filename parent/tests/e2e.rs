@@ -471,3 +471,115 @@ fn malformed_and_oversized_control_messages_are_refused_and_both_processes_keep_
     assert!(app.enclave_is_running());
     app.kill_enclave();
 }
+
+/// One HTTP/1.1 request over a fresh connection: (status, headers, body).
+fn http(port: u16, request: &str) -> (u16, String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, response[split + 4..].to_vec())
+}
+
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    http(port, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"))
+}
+
+#[test]
+fn the_running_parent_serves_bundles_and_runs_an_auditors_challenge() {
+    let app = Appliance::start(20);
+    app.setup();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = std::fs::read_to_string(app.path("parent.toml")).unwrap();
+    std::fs::write(
+        app.path("serving.toml"),
+        format!("{text}[http]\nlisten = \"127.0.0.1:{port}\"\nadmin_token_env = \"E2E_ADMIN_TOKEN\"\n"),
+    )
+    .unwrap();
+    let token = "e2e-secret-token";
+    let mut parent = app
+        .parent_command(&["run"], "serving.toml")
+        .env("E2E_ADMIN_TOKEN", token)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the parent did not start serving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(port, "/v1/rounds/latest", None).0, 404);
+    assert_eq!(get(port, "/healthz", None).0, 200);
+
+    // Garbage on the proxy's socket does not stop the parent.
+    let mut junk = std::os::unix::net::UnixStream::connect(app.path("proxy.sock")).unwrap();
+    junk.write_all(&[0xff; 64]).unwrap();
+    drop(junk);
+
+    // An auditor posts a challenge; without the token it is refused.
+    let challenge = [0x5a_u8; 24];
+    let body = format!("{{\"nonce\": \"{}\", \"deadline_secs\": 600}}", hex::encode(challenge));
+    let post = |auth: &str| {
+        http(
+            port,
+            &format!(
+                "POST /v1/rounds HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert_eq!(post("").0, 401);
+    let (status, _, answer) = post(&format!("Authorization: Bearer {token}\r\n"));
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
+    let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    let round = answer["round"].as_u64().unwrap();
+
+    let started = Instant::now();
+    let bundle = loop {
+        let (status, head, body) = get(port, "/v1/rounds/latest", None);
+        if status == 200 {
+            assert!(head.to_ascii_lowercase().contains(&format!("x-solvency-round: {round}")), "{head}");
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the challenged round was not published");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let verified = app.verify(&bundle, &app.policy(Some(round), Some(&challenge))).unwrap();
+    assert_eq!(verified.manifest().nonce, challenge);
+    assert_eq!(get(port, &format!("/v1/rounds/{round}"), None).2, bundle);
+
+    // A user's inclusion proof, for the exchange to hand out, needs the token.
+    let path = format!("/v1/rounds/{round}/inclusion/{}", fixture::account_id(3));
+    assert_eq!(get(port, &path, None).0, 401);
+    let (status, _, proof) = get(port, &path, Some(token));
+    assert_eq!(status, 200);
+    let proof = attestation::inclusion::InclusionProof::from_json(&proof).unwrap();
+    attestation::inclusion::verify(verified.liabilities(), &proof).unwrap();
+
+    let metrics = String::from_utf8(get(port, "/metrics", None).2).unwrap();
+    assert!(metrics.contains("solvency_parent_rounds_succeeded_total 1"), "{metrics}");
+    assert!(metrics.contains("solvency_parent_proxy_connections_total{result=\"allowed\"} 1"), "{metrics}");
+    assert!(parent.try_wait().unwrap().is_none(), "the parent keeps running");
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+}
+
+#[test]
+fn keys_that_are_not_the_attested_ones_are_refused_by_the_enclave() {
+    let app = Appliance::start(5);
+    app.setup();
+    let mut keys = std::fs::read(app.path("keys.bin")).unwrap();
+    let middle = keys.len() / 2;
+    keys[middle] ^= 1;
+    std::fs::write(app.path("keys.bin"), keys).unwrap();
+    let out = app.round(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not the ones the setup attestation vouches for"), "{}", stderr(&out));
+    assert_eq!(app.latest(), None);
+}

@@ -1,0 +1,96 @@
+//! The round bundle's verifier on inputs that need no enclave: the policy file, canonical
+//! decoding, and arbitrary bytes (the end-to-end tests in `parent/tests` verify real bundles).
+
+use attestation::attested::{self, BundlePolicy, RoundBundleWire, FORMAT_V1};
+use attestation::error::BundleError;
+use attestation::manifest::{ManifestError, SetupManifest};
+use attestation::nitro::TrustAnchor;
+use proptest::prelude::*;
+
+fn policy_text() -> String {
+    format!(
+        "[attestation]\nmax_age_secs = 3600\n\n[pcrs]\n0 = \"{p}\"\n1 = \"{p}\"\n2 = \"{p}\"\n\n\
+         [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{c}\"\n\n\
+         [round]\nmin_round = 3\nnonce = \"abcd\"\n",
+        p = "11".repeat(48),
+        c = "22".repeat(32)
+    )
+}
+
+#[test]
+fn a_policy_file_parses_and_prints_back() {
+    let policy = BundlePolicy::from_toml(&policy_text()).unwrap();
+    assert_eq!(policy.attestation.max_age_secs, Some(3600));
+    assert_eq!(policy.attestation.max_skew_secs, 300);
+    assert!(!policy.attestation.allow_debug);
+    assert_eq!(policy.round.min_round, Some(3));
+    assert_eq!(BundlePolicy::from_toml(&policy.to_toml()).unwrap(), policy);
+}
+
+#[test]
+fn unusable_policies_are_refused_with_a_reason() {
+    let good = policy_text();
+    let cases = [
+        (good.replace("1 = ", "# 1 = "), "PCR0, PCR1 and PCR2 must be pinned"),
+        (good.replace(&format!("0 = \"{}\"", "11".repeat(48)), "0 = \"11\""), "pcrs.0"),
+        (good.replace("[round]", "[round]\nunknown = 1"), "unknown"),
+        (good.replace("7312345678901234567", "abc"), "system_identifier"),
+        (good.replace(&"22".repeat(32), "zz"), "server_cert_sha256"),
+        (good.replace("nonce = \"abcd\"", "nonce = \"xyz\""), "round.nonce"),
+        (good.replace("0 = ", "40 = "), "PCR index"),
+        (good.replace("[database]", "[db]"), ""),
+    ];
+    for (text, reason) in cases {
+        let err = BundlePolicy::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains(reason), "{err} (expected {reason:?})");
+    }
+}
+
+fn wire() -> RoundBundleWire {
+    RoundBundleWire {
+        format: FORMAT_V1.into(),
+        manifest: vec![1],
+        attestation: vec![2],
+        round_signature: vec![3; 96],
+        setup_manifest: vec![4],
+        setup_attestation: vec![5],
+        liabilities: vec![6],
+    }
+}
+
+#[test]
+fn round_bundles_decode_only_canonically() {
+    let bytes = wire().encode();
+    assert!(attested::is_round_bundle(&bytes));
+    assert_eq!(RoundBundleWire::decode(&bytes).unwrap(), wire());
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert_eq!(RoundBundleWire::decode(&trailing), Err(BundleError::TrailingBytes { count: 1 }));
+    assert!(matches!(RoundBundleWire::decode(&bytes[..bytes.len() - 2]), Err(BundleError::Cbor(_))));
+    let mut other = wire();
+    other.format = "solvency-enclave/bundle/v2".into();
+    assert!(matches!(RoundBundleWire::decode(&other.encode()), Err(BundleError::UnknownFormat(_))));
+    // The same map with its first entry's key in a longer encoding is not canonical.
+    let mut long = vec![0xa7, 0x78, 6];
+    long.extend_from_slice(&bytes[2..]);
+    assert!(matches!(RoundBundleWire::decode(&long), Err(BundleError::NonCanonical)));
+}
+
+#[test]
+fn a_malformed_bundle_is_refused_at_decode_and_a_malformed_manifest_at_manifest() {
+    let policy = BundlePolicy::from_toml(&policy_text()).unwrap();
+    let root = TrustAnchor::aws_builtin().unwrap();
+    let err = attested::verify(b"not a bundle", &policy, &root, 0).unwrap_err();
+    assert_eq!(err.step(), "decode");
+    let err = attested::verify(&wire().encode(), &policy, &root, 0).unwrap_err();
+    assert_eq!(err.step(), "manifest");
+    assert!(matches!(SetupManifest::decode(&[0xa0]), Err(ManifestError::Cbor(_))));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        attestation::fuzzing::round_bundle(&bytes);
+    }
+}
