@@ -130,7 +130,8 @@ impl Default for AttestationRules {
     }
 }
 
-/// The database identity the auditor pinned.
+/// The database and the read the auditor pinned. The parent chooses the round configuration
+/// the enclave runs, so everything about what was read that matters is pinned here.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabasePins {
@@ -138,9 +139,32 @@ pub struct DatabasePins {
     pub system_identifier: String,
     /// SHA-256 of the server certificate (hex).
     pub server_cert_sha256: String,
+    /// The exact query the auditor approved, as the manifest records it (the configured query
+    /// without a trailing semicolon): another query, view or filter is refused.
+    pub query: String,
+    /// The database name (`current_database()`), when pinned.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The timeline, when pinned.
     #[serde(default)]
     pub timeline: Option<u32>,
+    /// Accept a read from a hot standby (which may lag the primary); default: primaries only.
+    #[serde(default)]
+    pub allow_standby: bool,
+    /// The lowest WAL position accepted (`X/Y` hex, as PostgreSQL prints it), so an old
+    /// snapshot or a paused standby is refused.
+    #[serde(default)]
+    pub min_lsn: Option<String>,
+}
+
+/// Parses a PostgreSQL LSN (`X/Y`, hex halves) into its 64-bit position.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (high, low) = text.split_once('/')?;
+    let valid = |h: &str| !h.is_empty() && h.len() <= 8 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid(high) || !valid(low) {
+        return None;
+    }
+    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
 }
 
 /// Replay and challenge rules.
@@ -153,6 +177,10 @@ pub struct RoundRules {
     /// The challenge the verifier issued (hex); the round must carry exactly it.
     #[serde(default)]
     pub nonce: Option<String>,
+    /// The challenge's deadline (ms since the Unix epoch): the round must be attested by then.
+    /// The verifier sets it; the deadline in the manifest is only what the parent asked for.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
     /// The verifying key's SHA-256 (hex), when pinned.
     #[serde(default)]
     pub verifying_key_sha256: Option<String>,
@@ -169,6 +197,7 @@ struct Rules {
     pcrs: BTreeMap<u8, Vec<u8>>,
     nonce: Option<Vec<u8>>,
     verifying_key_sha256: Option<[u8; 32]>,
+    min_lsn: Option<u64>,
 }
 
 fn hex_field(name: &str, value: &str, len: Option<usize>) -> Result<Vec<u8>, PolicyFileError> {
@@ -215,6 +244,18 @@ impl BundlePolicy {
             return Err(PolicyFileError("database.system_identifier: not a decimal number".into()));
         }
         let nonce = self.round.nonce.as_deref().map(|n| hex_field("round.nonce", n, None)).transpose()?;
+        if nonce.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PolicyFileError("round.nonce: empty; omit it when no challenge was issued".into()));
+        }
+        if self.database.query.trim().is_empty() {
+            return Err(PolicyFileError("database.query: empty".into()));
+        }
+        let min_lsn = match &self.database.min_lsn {
+            Some(lsn) => Some(
+                parse_lsn(lsn).ok_or_else(|| PolicyFileError(format!("database.min_lsn: {lsn:?} is not an LSN")))?,
+            ),
+            None => None,
+        };
         let verifying_key_sha256 = match &self.round.verifying_key_sha256 {
             Some(v) => {
                 let bytes = hex_field("round.verifying_key_sha256", v, Some(32))?;
@@ -224,7 +265,7 @@ impl BundlePolicy {
             }
             None => None,
         };
-        Ok(Rules { pcrs, nonce, verifying_key_sha256 })
+        Ok(Rules { pcrs, nonce, verifying_key_sha256, min_lsn })
     }
 }
 
@@ -420,6 +461,10 @@ pub fn verify(
         .map_err(|_| RoundError::RoundKey("the attested public key is not a P-384 point"))?;
     let signature = p384::ecdsa::Signature::from_slice(&wire.round_signature)
         .map_err(|_| RoundError::RoundKey("the round signature is malformed"))?;
+    // One signature per manifest: the high-S twin of a valid signature is refused.
+    if signature.normalize_s().is_some() {
+        return Err(RoundError::RoundKey("the round signature is not in low-S form"));
+    }
     key.verify(&digest, &signature).map_err(|_| RoundError::RoundKey("the round signature does not verify"))?;
 
     let carried = doc.nonce.clone().unwrap_or_default();
@@ -456,6 +501,14 @@ pub fn verify(
             )));
         }
     }
+    if let Some(deadline) = policy.round.deadline_ms {
+        if doc.timestamp_ms > deadline {
+            return Err(RoundError::Freshness(format!(
+                "the round was attested at {}, after the challenge's deadline {deadline}",
+                doc.timestamp_ms
+            )));
+        }
+    }
     if manifest.deadline_ms != 0 && doc.timestamp_ms > manifest.deadline_ms {
         return Err(RoundError::Freshness(format!(
             "the challenge's deadline {} passed before the round was attested at {}",
@@ -480,20 +533,51 @@ pub fn verify(
     }
 
     let db = &manifest.database;
-    pin("system_identifier", &policy.database.system_identifier, &db.system_identifier)?;
-    pin("server_cert_sha256", &policy.database.server_cert_sha256, &db.server_cert_sha256)?;
-    if let Some(timeline) = policy.database.timeline {
+    let pins = &policy.database;
+    pin("system_identifier", &pins.system_identifier, &db.system_identifier)?;
+    pin("server_cert_sha256", &pins.server_cert_sha256, &db.server_cert_sha256)?;
+    if manifest.query != pins.query {
+        return Err(RoundError::Database {
+            field: "query",
+            expected: pins.query.clone(),
+            actual: manifest.query.clone(),
+        });
+    }
+    if let Some(name) = &pins.name {
+        if *name != db.database {
+            return Err(RoundError::Database {
+                field: "database",
+                expected: name.clone(),
+                actual: db.database.clone(),
+            });
+        }
+    }
+    if let Some(timeline) = pins.timeline {
         pin("timeline", &timeline.to_string(), &db.timeline.to_string())?;
+    }
+    if db.in_recovery && !pins.allow_standby {
+        return Err(RoundError::Database {
+            field: "in_recovery",
+            expected: "a primary".into(),
+            actual: "a standby (allow_standby is not set)".into(),
+        });
+    }
+    if let Some(min) = rules.min_lsn {
+        if parse_lsn(&db.lsn).is_none_or(|lsn| lsn < min) {
+            return Err(RoundError::Database {
+                field: "lsn",
+                expected: format!("at least {}", pins.min_lsn.clone().unwrap_or_default()),
+                actual: db.lsn.clone(),
+            });
+        }
     }
 
     let liabilities_sha256: [u8; 32] = Sha256::digest(&wire.liabilities).into();
     if manifest.liabilities_sha256 != liabilities_sha256 {
         return Err(RoundError::Consistency("liabilities_sha256"));
     }
-    let bundle = Bundle::decode(&wire.liabilities).map_err(|e| RoundError::Liabilities(VerifyError::Bundle(e)))?;
-    if bundle.attestation != EMBEDDED {
-        return Err(RoundError::Consistency("attestation marker"));
-    }
+    let bundle =
+        Bundle::decode_embedded(&wire.liabilities).map_err(|e| RoundError::Liabilities(VerifyError::Bundle(e)))?;
     let mut vk_pin = [0u8; 32];
     vk_pin.copy_from_slice(&setup.manifest.verifying_key_sha256);
     if let Some(pinned) = rules.verifying_key_sha256 {

@@ -125,8 +125,19 @@ impl Bundle {
         }
     }
 
-    /// Decodes and validates a bundle file's bytes.
+    /// Decodes and validates a development bundle's bytes (`attestation` = [`UNATTESTED`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, BundleError> {
+        Self::decode_marked(bytes, UNATTESTED)
+    }
+
+    /// Decodes the liabilities part of an attested round bundle (`attestation` =
+    /// [`crate::attested::EMBEDDED`]). Only the round-bundle verifier calls this: the marker means
+    /// nothing outside a verified round bundle, so a bare bundle may never carry it.
+    pub fn decode_embedded(bytes: &[u8]) -> Result<Self, BundleError> {
+        Self::decode_marked(bytes, crate::attested::EMBEDDED)
+    }
+
+    fn decode_marked(bytes: &[u8], marker: &str) -> Result<Self, BundleError> {
         if bytes.len() > MAX_BUNDLE_BYTES {
             return Err(BundleError::TooLarge { size: bytes.len(), limit: MAX_BUNDLE_BYTES });
         }
@@ -141,16 +152,17 @@ impl Bundle {
         if encode_wire(&wire) != bytes {
             return Err(BundleError::NonCanonical);
         }
+        if wire.attestation != marker {
+            return Err(BundleError::UnsupportedAttestation(wire.attestation));
+        }
         Self::from_wire(wire)
     }
 
-    /// Validates a wire bundle.
+    /// Validates a wire bundle (which of the two markers is acceptable is the caller's business).
     pub fn from_wire(wire: BundleWire) -> Result<Self, BundleError> {
         if wire.format != FORMAT_V1 {
             return Err(BundleError::UnknownFormat(wire.format));
         }
-        // A bundle is either a development one, or the liabilities part of an attested round
-        // bundle (whose manifest commits to its hash).
         if wire.attestation != UNATTESTED && wire.attestation != crate::attested::EMBEDDED {
             return Err(BundleError::UnsupportedAttestation(wire.attestation));
         }

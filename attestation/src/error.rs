@@ -25,7 +25,7 @@ pub enum BundleError {
     #[error("unknown bundle format {0:?}")]
     UnknownFormat(String),
     /// An `attestation` value this verifier cannot check.
-    #[error("unsupported attestation {0:?}; expected \"unattested\" or \"nitro-enclave\"")]
+    #[error("attestation marker {0:?} is not accepted here: a bare bundle is \"unattested\", and \"nitro-enclave\" only the liabilities part of a round bundle")]
     UnsupportedAttestation(String),
     /// A byte string or list of the wrong length.
     #[error("{field}: expected length {expected}, found {actual}")]

@@ -55,7 +55,11 @@ pub fn round_bundle(data: &[u8]) {
             database: attested::DatabasePins {
                 system_identifier: "1".into(),
                 server_cert_sha256: "00".repeat(32),
+                query: "SELECT 1".into(),
+                name: None,
                 timeline: None,
+                allow_standby: false,
+                min_lsn: None,
             },
             round: attested::RoundRules::default(),
         };

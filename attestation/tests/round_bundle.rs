@@ -10,7 +10,8 @@ use proptest::prelude::*;
 fn policy_text() -> String {
     format!(
         "[attestation]\nmax_age_secs = 3600\n\n[pcrs]\n0 = \"{p}\"\n1 = \"{p}\"\n2 = \"{p}\"\n\n\
-         [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{c}\"\n\n\
+         [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{c}\"\n\
+         query = \"SELECT account_id, asset, amount FROM balances\"\nmin_lsn = \"0/16B3748\"\n\n\
          [round]\nmin_round = 3\nnonce = \"abcd\"\n",
         p = "11".repeat(48),
         c = "22".repeat(32)
@@ -39,10 +40,24 @@ fn unusable_policies_are_refused_with_a_reason() {
         (good.replace("nonce = \"abcd\"", "nonce = \"xyz\""), "round.nonce"),
         (good.replace("0 = ", "40 = "), "PCR index"),
         (good.replace("[database]", "[db]"), ""),
+        (good.replace("nonce = \"abcd\"", "nonce = \"\""), "round.nonce: empty"),
+        (good.replace("0/16B3748", "16B3748"), "database.min_lsn"),
+        (good.replace("query = \"SELECT account_id, asset, amount FROM balances\"", "query = \" \""), "database.query"),
+        (good.replace("query = ", "# query = "), "query"),
     ];
     for (text, reason) in cases {
         let err = BundlePolicy::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains(reason), "{err} (expected {reason:?})");
+    }
+}
+
+#[test]
+fn lsns_parse_as_postgresql_prints_them() {
+    assert_eq!(attested::parse_lsn("0/1508240"), Some(0x0150_8240));
+    assert_eq!(attested::parse_lsn("1/0"), Some(1 << 32));
+    assert_eq!(attested::parse_lsn("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
+    for bad in ["", "0", "/1", "1/", "0/1/2", "g/1", "123456789/0", "+1/0"] {
+        assert_eq!(attested::parse_lsn(bad), None, "{bad:?}");
     }
 }
 

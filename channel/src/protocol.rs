@@ -4,9 +4,10 @@
 //! than one frame from the other beyond what it keeps.
 //!
 //! Setup: parent `Setup` → enclave `Progress`* then `SetupDone`, `KeysChunk`*, `KeysEnd`.
-//! Round: parent `Round`, `KeysChunk`*, `KeysEnd` → enclave `Progress`* then `RoundDone`,
-//! `Inclusion`*, `Finished`. Either side may instead end with `Failed` (the enclave) or by
-//! closing the connection; a round is complete only at `Finished`.
+//! Round: parent `Round` → enclave `SendKeys` (the request is acceptable) → parent `KeysChunk`*,
+//! `KeysEnd` → enclave `Progress`*, `RoundDone`, `BundleChunk`*, `Inclusion`*, `Finished`.
+//! Either side may instead end with `Failed` (the enclave) or by closing the connection; a round
+//! is complete only at `Finished`.
 
 use serde::{Deserialize, Serialize};
 
@@ -111,16 +112,20 @@ pub enum FromEnclave {
     KeysChunk(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The proving-keys file is complete.
     KeysEnd,
-    /// The round is proven and attested; inclusion proofs follow.
+    /// The round request is acceptable: send the proving keys.
+    SendKeys,
+    /// The round is proven and attested; the bundle follows in `BundleChunk` frames, then the
+    /// inclusion proofs.
     RoundDone {
         /// The round number.
         round: u64,
-        /// The attested round bundle (`solvency-enclave/bundle/v1`).
-        #[serde(with = "serde_bytes")]
-        bundle: Vec<u8>,
+        /// Bytes of the attested round bundle (`solvency-enclave/bundle/v1`).
+        bundle_len: u64,
         /// How many inclusion proofs follow.
         accounts: u64,
     },
+    /// A piece of the round bundle.
+    BundleChunk(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Some of the round's inclusion proofs.
     Inclusion(Vec<InclusionEntry>),
     /// Everything was sent.

@@ -51,6 +51,16 @@ enum Command {
         /// restarts keep one root. Without it every start makes a new root.
         #[arg(long, requires = "nsm")]
         emulated_root: Option<PathBuf>,
+        /// The environment variable holding the database password. The enclave decides where
+        /// its password comes from; the round configuration's password settings are ignored.
+        #[arg(long, required_unless_present = "password_file", conflicts_with = "password_file")]
+        password_env: Option<String>,
+        /// A file holding the database password (a trailing newline is ignored).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Accept round configurations with `channel_binding = "prefer"` (development only).
+        #[arg(long)]
+        allow_channel_binding_prefer: bool,
         /// Bad rows listed before the rest are only counted.
         #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
         max_errors: usize,
@@ -382,6 +392,8 @@ fn serve(
     proxy: channel::Address,
     nsm: NsmChoice,
     emulated_root: Option<PathBuf>,
+    password: enclave::service::PasswordSource,
+    allow_channel_binding_prefer: bool,
     max_errors: usize,
 ) -> anyhow::Result<()> {
     let backend = match (nsm, emulated_root) {
@@ -399,7 +411,13 @@ fn serve(
     runtime.block_on(async {
         let service = enclave::service::Enclave::new(
             module,
-            enclave::service::ServiceConfig { listen: listen.clone(), proxy, max_errors },
+            enclave::service::ServiceConfig {
+                listen: listen.clone(),
+                proxy,
+                max_errors,
+                password,
+                allow_channel_binding_prefer,
+            },
         )?;
         let listener = channel::Listener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
         tracing::info!(%listen, "serving the parent");
@@ -410,8 +428,22 @@ fn serve(
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, proxy, nsm, emulated_root, max_errors } => {
-            serve(listen, proxy, nsm, emulated_root, max_errors)
+        Command::Serve {
+            listen,
+            proxy,
+            nsm,
+            emulated_root,
+            password_env,
+            password_file,
+            allow_channel_binding_prefer,
+            max_errors,
+        } => {
+            let password = match (password_env, password_file) {
+                (Some(name), None) => enclave::service::PasswordSource::Env(name),
+                (None, Some(path)) => enclave::service::PasswordSource::File(path),
+                _ => return Err(Usage("give one of --password-env and --password-file".into()).into()),
+            };
+            serve(listen, proxy, nsm, emulated_root, password, allow_channel_binding_prefer, max_errors)
         }
         Command::ProveOffline { accounts, assets, proving } => {
             enclave::output::check_free(&proving.out).map_err(|e| Refused(e.to_string()))?;

@@ -16,9 +16,10 @@ use channel::{Address, FrameError, Framed, Listener, Stream};
 use p384::ecdsa::signature::Signer;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use crate::circuit::batch::BatchShape;
+use crate::db::config::ChannelBindingPolicy;
 use crate::db::{DbError, RoundConfig};
 use crate::keys::ProvingKeys;
 use crate::nsm::{AttestationRequest, NsmError, SecureModule};
@@ -27,6 +28,21 @@ use crate::nsm::{AttestationRequest, NsmError, SecureModule};
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest proving-keys file accepted from the parent.
 pub const MAX_KEYS_BYTES: u64 = 8 << 30;
+
+/// Events queued towards the parent at most: a slow parent slows the round, never grows memory.
+const EVENT_QUEUE: usize = 16;
+/// How long a new connection may take to send its request.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where the enclave's database password comes from. The enclave decides, not the round
+/// configuration the parent sends, so a parent cannot point it at another secret.
+#[derive(Clone, Debug)]
+pub enum PasswordSource {
+    /// An environment variable of the enclave process.
+    Env(String),
+    /// A file in the enclave.
+    File(std::path::PathBuf),
+}
 
 /// How the service runs.
 #[derive(Clone, Debug)]
@@ -37,6 +53,10 @@ pub struct ServiceConfig {
     pub proxy: Address,
     /// Bad rows reported before the rest are only counted.
     pub max_errors: usize,
+    /// The database password's source.
+    pub password: PasswordSource,
+    /// Accept round configurations that only prefer SCRAM channel binding (development).
+    pub allow_channel_binding_prefer: bool,
 }
 
 /// Why a request failed, with the class the parent sees.
@@ -101,10 +121,18 @@ impl Enclave {
         Ok(Self { nsm: Arc::new(Mutex::new(nsm)), config, image, last_round: None })
     }
 
-    /// Serves requests on `listener` until it fails.
+    /// Serves requests on `listener`, one at a time, for as long as the process runs.
     pub async fn serve(mut self, listener: Listener) -> std::io::Result<()> {
         loop {
-            let stream = listener.accept().await?;
+            let stream = match listener.accept().await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    // Out of descriptors, an aborted connection: wait and go on serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             if let Err(e) = self.handle(stream).await {
                 tracing::warn!(error = %e, "request failed");
             }
@@ -114,7 +142,11 @@ impl Enclave {
     /// Serves one connection: one request.
     pub async fn handle(&mut self, stream: Stream) -> Result<(), ServiceError> {
         let mut framed = Framed::new(stream);
-        let request = match framed.recv::<ToEnclave>().await {
+        let first = match tokio::time::timeout(REQUEST_TIMEOUT, framed.recv::<ToEnclave>()).await {
+            Ok(first) => first,
+            Err(_) => return Err(refused("no request within the timeout")),
+        };
+        let request = match first {
             Ok(request) => request,
             Err(FrameError::Closed) => return Ok(()),
             Err(e) => {
@@ -190,9 +222,6 @@ impl Enclave {
         framed: &mut Framed<Stream>,
         request: &RoundRequest,
     ) -> Result<(ProvingKeys, Vec<u8>), ServiceError> {
-        if request.keys_len > MAX_KEYS_BYTES {
-            return Err(refused(format!("a {}-byte keys file is over the limit", request.keys_len)));
-        }
         let anchor = {
             let nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
             nsm.trust_anchor()?
@@ -227,20 +256,50 @@ impl Enclave {
         Ok((keys, request.setup_manifest.clone()))
     }
 
-    async fn round(&mut self, framed: &mut Framed<Stream>, request: RoundRequest) -> Result<(), ServiceError> {
-        let started_ms = now_ms();
+    /// Checks a round request before any keys are sent: its number, nonce, deadline and
+    /// configuration, with the password source and channel binding this enclave requires.
+    fn accept_round(&self, request: &RoundRequest, started_ms: u64) -> Result<RoundConfig, ServiceError> {
         if let Some(last) = self.last_round.filter(|last| request.round <= *last) {
             return Err(refused(format!(
-                "round {} is not after round {last}, the last this enclave proved",
+                "round {} is not after round {last}, the last this enclave accepted",
                 request.round
             )));
+        }
+        let nonce_limit = attestation::nitro::document_limits::MAX_USER_DATA_BYTES;
+        if request.nonce.len() > nonce_limit {
+            return Err(refused(format!("a {}-byte nonce is over the NSM's {nonce_limit}", request.nonce.len())));
         }
         if request.deadline_ms != 0 && started_ms > request.deadline_ms {
             return Err(refused("the challenge's deadline has passed"));
         }
-        let config = RoundConfig::parse(&request.config_toml, &std::env::current_dir().map_err(internal)?)
+        if request.keys_len > MAX_KEYS_BYTES {
+            return Err(refused(format!("a {}-byte keys file is over the limit", request.keys_len)));
+        }
+        let mut config = RoundConfig::parse(&request.config_toml, &std::env::current_dir().map_err(internal)?)
             .map_err(|e| refused(format!("round configuration: {e}")))?;
-        framed.send(&FromEnclave::Progress { stage: Stage::Keys, done: 0, total: request.keys_len }).await?;
+        if config.database.channel_binding == ChannelBindingPolicy::Prefer && !self.config.allow_channel_binding_prefer
+        {
+            return Err(refused("the round configuration relaxes channel binding; this enclave requires it"));
+        }
+        match &self.config.password {
+            PasswordSource::Env(name) => {
+                config.database.password_env = Some(name.clone());
+                config.database.password_file = None;
+            }
+            PasswordSource::File(path) => {
+                config.database.password_env = None;
+                config.database.password_file = Some(path.clone());
+            }
+        }
+        Ok(config)
+    }
+
+    async fn round(&mut self, framed: &mut Framed<Stream>, request: RoundRequest) -> Result<(), ServiceError> {
+        let started_ms = now_ms();
+        let config = self.accept_round(&request, started_ms)?;
+        // The number is used from here on, whatever happens: no number is attested twice.
+        self.last_round = Some(request.round);
+        framed.send(&FromEnclave::SendKeys).await?;
         let (keys, setup_manifest) = self.receive_keys(framed, &request).await?;
         if keys.shape.assets != config.assets.len() {
             return Err(refused(format!(
@@ -251,7 +310,7 @@ impl Enclave {
         }
         tracing::info!(round = request.round, "round: reading the database through the proxy");
 
-        let (events, mut pending) = tokio::sync::mpsc::unbounded_channel();
+        let (events, mut pending) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let work = RoundWork {
             nsm: Arc::clone(&self.nsm),
             proxy: self.config.proxy.clone(),
@@ -262,7 +321,6 @@ impl Enclave {
             setup_manifest,
             started_ms,
         };
-        let round_number = work.request.round;
         let task = tokio::spawn(work.run(events));
         while let Some(event) = pending.recv().await {
             if let Err(e) = framed.send(&event).await {
@@ -270,9 +328,7 @@ impl Enclave {
                 return Err(e.into());
             }
         }
-        task.await.map_err(internal)??;
-        self.last_round = Some(round_number);
-        Ok(())
+        task.await.map_err(internal)?
     }
 }
 
@@ -295,9 +351,10 @@ struct RoundWork {
 }
 
 impl RoundWork {
-    async fn run(self, events: UnboundedSender<FromEnclave>) -> Result<(), ServiceError> {
+    async fn run(self, events: Sender<FromEnclave>) -> Result<(), ServiceError> {
+        // Progress is advisory: dropped, not waited for, when the parent reads slowly.
         let progress = |stage, done, total| {
-            let _ = events.send(FromEnclave::Progress { stage, done, total });
+            let _ = events.try_send(FromEnclave::Progress { stage, done, total });
         };
         let mut session =
             crate::db::connect_via_proxy(&self.config, &self.proxy).await.map_err(ServiceError::Database)?;
@@ -315,7 +372,7 @@ impl RoundWork {
         let proving_events = events.clone();
         let (mut proved, keys) = tokio::task::spawn_blocking(move || {
             let proved = crate::round::prove_round(&keys, ledger, round_id, &mut OsRng, &mut |done, total| {
-                let _ = proving_events.send(FromEnclave::Progress {
+                let _ = proving_events.try_send(FromEnclave::Progress {
                     stage: Stage::Proving,
                     done: done as u64,
                     total: total as u64,
@@ -373,6 +430,8 @@ impl RoundWork {
         let round_key = p384::ecdsa::SigningKey::random(&mut OsRng);
         let public_key = round_key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
         let signature: p384::ecdsa::Signature = round_key.sign(&digest);
+        // Low-S form, the only one verifiers accept.
+        let signature = signature.normalize_s().unwrap_or(signature);
         let attestation_document = {
             let mut nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
             nsm.attestation_document(&AttestationRequest {
@@ -392,7 +451,12 @@ impl RoundWork {
         }
         .encode();
         let accounts = proved.inclusion.len() as u64;
-        let _ = events.send(FromEnclave::RoundDone { round: self.request.round, bundle, accounts });
+        // The parent going away ends the round; nothing more is worth sending then.
+        let send = |event| async { events.send(event).await.map_err(|_| internal("the parent went away")) };
+        send(FromEnclave::RoundDone { round: self.request.round, bundle_len: bundle.len() as u64, accounts }).await?;
+        for chunk in bundle.chunks(CHUNK_BYTES) {
+            send(FromEnclave::BundleChunk(chunk.to_vec())).await?;
+        }
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         for proof in proved.inclusion {
@@ -400,14 +464,14 @@ impl RoundWork {
             batch_bytes += json.len() + proof.account_id.len();
             batch.push(InclusionEntry { account_id: proof.account_id, json });
             if batch_bytes >= CHUNK_BYTES {
-                let _ = events.send(FromEnclave::Inclusion(std::mem::take(&mut batch)));
+                send(FromEnclave::Inclusion(std::mem::take(&mut batch))).await?;
                 batch_bytes = 0;
             }
         }
         if !batch.is_empty() {
-            let _ = events.send(FromEnclave::Inclusion(batch));
+            send(FromEnclave::Inclusion(batch)).await?;
         }
-        let _ = events.send(FromEnclave::Finished);
+        send(FromEnclave::Finished).await?;
         tracing::info!(round = self.request.round, accounts, "round attested and sent");
         Ok(())
     }

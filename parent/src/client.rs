@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use attestation::attested::RoundBundleWire;
+use attestation::bundle::MAX_BUNDLE_BYTES;
 use attestation::manifest::{Manifest, SetupManifest};
 use channel::protocol::{FromEnclave, RoundRequest, Stage, ToEnclave, CHUNK_BYTES};
 use channel::{Address, FrameError, Framed, Stream};
@@ -93,6 +94,18 @@ impl SetupEvidence {
 /// Progress as the enclave reports it: stage, done, total (0: unknown).
 pub type Progress<'a> = &'a mut (dyn FnMut(Stage, u64, u64) + Send);
 
+/// How long the enclave may stay silent before the parent gives up on a request. The enclave
+/// reports progress at least once per batch proof, and a setup at the largest supported size
+/// takes minutes, not hours.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+async fn receive(framed: &mut Framed<Stream>) -> Result<FromEnclave, ClientError> {
+    match tokio::time::timeout(IDLE_TIMEOUT, framed.recv::<FromEnclave>()).await {
+        Ok(message) => Ok(message?),
+        Err(_) => Err(protocol(format!("the enclave sent nothing for {} s", IDLE_TIMEOUT.as_secs()))),
+    }
+}
+
 async fn connect(enclave: &Address) -> Result<Framed<Stream>, ClientError> {
     let stream = Stream::connect(enclave)
         .await
@@ -150,7 +163,7 @@ pub async fn setup(
     let mut framed = connect(enclave).await?;
     framed.send(&ToEnclave::Setup { batch_size, assets }).await?;
     let (evidence, keys_len) = loop {
-        match framed.recv::<FromEnclave>().await? {
+        match receive(&mut framed).await? {
             FromEnclave::Progress { stage, done, total } => progress(stage, done, total),
             FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
             FromEnclave::SetupDone { setup_manifest, setup_attestation, keys_len } => {
@@ -166,7 +179,7 @@ pub async fn setup(
     let mut hash = Sha256::new();
     let mut received = 0u64;
     loop {
-        match framed.recv::<FromEnclave>().await? {
+        match receive(&mut framed).await? {
             FromEnclave::KeysChunk(chunk) => {
                 received += chunk.len() as u64;
                 if received > keys_len {
@@ -188,7 +201,11 @@ pub async fn setup(
     drop(file);
     std::fs::rename(&staging, keys_path).map_err(io("renaming", keys_path))?;
     sync_parent(keys_path)?;
-    write_new(setup_path, &evidence.encode())?;
+    if let Err(e) = write_new(setup_path, &evidence.encode()) {
+        // Keys without their evidence are useless and would block the next setup.
+        let _ = std::fs::remove_file(keys_path);
+        return Err(e);
+    }
     Ok(evidence)
 }
 
@@ -219,8 +236,17 @@ pub async fn prove(
     // Refuse early (before the enclave works) a round the store would refuse at the end.
     drop(store.begin(round)?);
     let mut framed = connect(enclave).await?;
+    framed.send(&ToEnclave::Round(Box::new(request))).await?;
+    // The keys go only once the enclave accepted the request: a refusal costs nothing.
+    loop {
+        match receive(&mut framed).await? {
+            FromEnclave::SendKeys => break,
+            FromEnclave::Progress { stage, done, total } => progress(stage, done, total),
+            FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
+            other => return Err(protocol(format!("unexpected {other:?} before the keys"))),
+        }
+    }
     let sent = async {
-        framed.send(&ToEnclave::Round(Box::new(request))).await?;
         let mut buffer = vec![0u8; CHUNK_BYTES];
         loop {
             let n = keys.read(&mut buffer).await.map_err(io("reading", keys_path))?;
@@ -234,8 +260,8 @@ pub async fn prove(
     }
     .await;
     if let Err(e) = sent {
-        // The enclave may have refused the request and hung up while the keys were on their
-        // way; its reason says more than the broken pipe.
+        // The enclave may have refused the keys and hung up while they were on their way; its
+        // reason says more than the broken pipe.
         if let Ok(Ok(FromEnclave::Failed { kind, message })) =
             tokio::time::timeout(std::time::Duration::from_secs(2), framed.recv::<FromEnclave>()).await
         {
@@ -245,10 +271,23 @@ pub async fn prove(
     }
 
     let (mut pending, manifest, accounts) = loop {
-        match framed.recv::<FromEnclave>().await? {
+        match receive(&mut framed).await? {
             FromEnclave::Progress { stage, done, total } => progress(stage, done, total),
             FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
-            FromEnclave::RoundDone { round: done, bundle, accounts } => {
+            FromEnclave::RoundDone { round: done, bundle_len, accounts } => {
+                if bundle_len > MAX_BUNDLE_BYTES as u64 {
+                    return Err(protocol(format!("a {bundle_len}-byte bundle is over the limit")));
+                }
+                let mut bundle = Vec::new();
+                while (bundle.len() as u64) < bundle_len {
+                    match receive(&mut framed).await? {
+                        FromEnclave::BundleChunk(chunk) if bundle.len() as u64 + chunk.len() as u64 <= bundle_len => {
+                            bundle.extend_from_slice(&chunk)
+                        }
+                        FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
+                        other => return Err(protocol(format!("unexpected {other:?} in the bundle"))),
+                    }
+                }
                 let wire = RoundBundleWire::decode(&bundle).map_err(|e| protocol(format!("the bundle: {e}")))?;
                 let manifest = Manifest::decode(&wire.manifest).map_err(|e| protocol(format!("the manifest: {e}")))?;
                 if done != round || manifest.round != round {
@@ -266,7 +305,7 @@ pub async fn prove(
     };
     let mut stored = 0u64;
     loop {
-        match framed.recv::<FromEnclave>().await? {
+        match receive(&mut framed).await? {
             FromEnclave::Inclusion(entries) => {
                 for entry in entries {
                     pending.add_inclusion_proof(&entry.account_id, entry.json.as_bytes())?;

@@ -130,6 +130,8 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
         .arg(format!("unix://{}", proxy_sock.display()))
         .arg("--emulated-root")
         .arg(out.join("dev-root"))
+        .args(["--password-env", "SOLVENCY_DB_PASSWORD"])
+        .env("SOLVENCY_DB_PASSWORD", cluster.reader_password())
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .kill_on_drop(true)
         .spawn()
@@ -152,6 +154,9 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
     setup.context("the setup round")?;
     println!("setup attested in {:.1} s; keys in {}", started.elapsed().as_secs_f64(), config.keys.display());
 
+    // The auditor notes the database's WAL position before challenging: the round must have
+    // read at least this recent a snapshot.
+    let lsn_before = cluster.psql("SELECT pg_current_wal_lsn()")?;
     let mut nonce = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     println!("proving round with an auditor's challenge {}", hex::encode(nonce));
@@ -166,18 +171,25 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
     proxy.abort();
     enclave.kill().await.ok();
 
+    // The auditor's pins come from the database itself, not from the bundle.
     let system_identifier = cluster.psql("SELECT system_identifier FROM pg_control_system()")?;
+    let timeline = cluster.psql("SELECT timeline_id FROM pg_control_checkpoint()")?;
     let policy = BundlePolicy {
         attestation: AttestationRules { allow_debug: false, max_age_secs: Some(86_400), max_skew_secs: 300 },
         pcrs: emulated_pcrs(&enclave_bin)?.into_iter().collect(),
         database: DatabasePins {
             system_identifier,
             server_cert_sha256: cluster.identity().cert_sha256(),
-            timeline: Some(stored.manifest.database.timeline),
+            query: fixture::query("balances"),
+            name: Some("postgres".into()),
+            timeline: Some(timeline.parse().context("the cluster's timeline")?),
+            allow_standby: false,
+            min_lsn: Some(lsn_before),
         },
         round: RoundRules {
             min_round: Some(stored.round),
             nonce: Some(hex::encode(nonce)),
+            deadline_ms: Some(deadline_ms),
             verifying_key_sha256: None,
         },
     };

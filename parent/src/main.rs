@@ -235,10 +235,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Some(h) => hex::decode(&h).map_err(|_| Usage("--nonce must be hex".into()))?,
                 None => Vec::new(),
             };
+            if nonce.len() > attestation::nitro::document_limits::MAX_USER_DATA_BYTES {
+                return Err(Usage("--nonce is longer than the NSM accepts (512 bytes)".into()).into());
+            }
             let deadline_ms = match deadline_secs {
                 Some(s) => {
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-                    now + s * 1000
+                    s.checked_mul(1000)
+                        .and_then(|ms| now.checked_add(ms))
+                        .ok_or_else(|| Usage("--deadline-secs is too large".into()))?
                 }
                 None => 0,
             };

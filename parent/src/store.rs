@@ -20,7 +20,8 @@
 //!
 //! **The `latest` pointer is the source of truth for what is published.** A round directory
 //! whose number is above the pointer (a crash between the rename and the pointer update) is
-//! complete on disk but not published: it is not listed, not served, and its number is burnt —
+//! complete on disk but not published: until a later round is committed it is not listed or
+//! served (after that it is listed like any complete round), and its number is burnt —
 //! [`Store::begin`] refuses it because the directory exists, so the next round uses a higher
 //! number ([`Store::next_round`] accounts for this). Such a directory is kept, never deleted.
 //! A number can also be burnt before any of its files exist: [`Store::reserve_round`] records

@@ -83,6 +83,8 @@ impl Appliance {
             .arg(format!("unix://{}", self.path("proxy.sock").display()))
             .arg("--emulated-root")
             .arg(self.path("dev-root"))
+            .args(["--password-env", "E2E_DB_PASSWORD"])
+            .env("E2E_DB_PASSWORD", self.cluster.reader_password())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -163,9 +165,13 @@ impl Appliance {
             database: DatabasePins {
                 system_identifier: self.cluster.psql("SELECT system_identifier FROM pg_control_system()").unwrap(),
                 server_cert_sha256: self.cluster.identity().cert_sha256(),
+                query: fixture::query("balances"),
+                name: Some("postgres".into()),
                 timeline: Some(1),
+                allow_standby: false,
+                min_lsn: Some("0/1".into()),
             },
-            round: RoundRules { min_round, nonce: nonce.map(hex::encode), verifying_key_sha256: None },
+            round: RoundRules { min_round, nonce: nonce.map(hex::encode), ..RoundRules::default() },
         }
     }
 
@@ -178,6 +184,15 @@ impl Drop for Appliance {
     fn drop(&mut self) {
         self.kill_enclave();
     }
+}
+
+/// The round configuration with its password source pointed at an unrelated enclave secret.
+fn pointing_password_at_home(round_toml: &str) -> String {
+    round_toml
+        .lines()
+        .map(|l| if l.starts_with("password_file") { "password_env = \"HOME\"".to_owned() } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn stderr(out: &Output) -> String {
@@ -311,6 +326,20 @@ fn replays_and_wrong_nonces_are_refused_and_rounds_only_move_forward() {
     let mut policy = app.policy(None, None);
     policy.pcrs.insert("0".into(), "00".repeat(48));
     assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "attestation");
+    // The parent chooses the query the enclave runs; the auditor's policy pins it.
+    let mut policy = app.policy(None, None);
+    policy.database.query = "SELECT account_id, asset, amount FROM balances WHERE account_id <> 'whale'".into();
+    let err = app.verify(&app.bundle(2), &policy).unwrap_err();
+    assert!(matches!(err, attested::RoundError::Database { field: "query", .. }), "{err}");
+    // A snapshot older than the auditor's minimum WAL position is refused.
+    let mut policy = app.policy(None, None);
+    policy.database.min_lsn = Some("FFFF/0".into());
+    let err = app.verify(&app.bundle(2), &policy).unwrap_err();
+    assert!(matches!(err, attested::RoundError::Database { field: "lsn", .. }), "{err}");
+    // The auditor's own deadline, not the one the parent forwarded, is what counts.
+    let mut policy = app.policy(None, Some(&challenge));
+    policy.round.deadline_ms = Some(1);
+    assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "freshness");
 
     // A challenge whose deadline has passed is refused before anything is read.
     let out = app.round(&["--nonce", "aa", "--deadline-secs", "0"]);
@@ -331,6 +360,21 @@ fn the_proxy_refuses_destinations_off_its_allowlist() {
     // The next round, through the configured allowlist, works; the failed one's number stays
     // burnt, so no number is ever proven twice.
     assert_eq!(app.round_ok(&[]), 2);
+
+    // A round configuration that relaxes channel binding is refused by the enclave, and one
+    // naming another password source gets the enclave's own (the read still authenticates).
+    let round_toml = std::fs::read_to_string(app.path("round.toml")).unwrap();
+    let relaxed = round_toml.replace("[database]\n", "[database]\nchannel_binding = \"prefer\"\n");
+    std::fs::write(app.path("relaxed.toml"), relaxed).unwrap();
+    app.write_config("relaxed-parent.toml", &[format!("localhost:{}", app.cluster.port())], "relaxed.toml");
+    let out = app.parent_command(&["round"], "relaxed-parent.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("relaxes channel binding"), "{}", stderr(&out));
+    let elsewhere = pointing_password_at_home(&round_toml);
+    std::fs::write(app.path("other-secret.toml"), elsewhere).unwrap();
+    app.write_config("other-secret-parent.toml", &[format!("localhost:{}", app.cluster.port())], "other-secret.toml");
+    let out = app.parent_command(&["round", "--json"], "other-secret-parent.toml").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

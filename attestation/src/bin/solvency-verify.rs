@@ -107,8 +107,9 @@ enum Command {
         /// The account's inclusion proof (inclusion/<account>.json).
         #[arg(long)]
         proof: PathBuf,
-        /// Require the verifying key to have this SHA-256 (hex).
-        #[arg(long)]
+        /// Require the verifying key to have this SHA-256 (hex); with --policy, pin it in the
+        /// policy's [round] verifying_key_sha256 instead.
+        #[arg(long, conflicts_with = "policy")]
         expect_vk_sha256: Option<String>,
         /// Print JSON.
         #[arg(long)]
@@ -275,22 +276,22 @@ fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<Verifie
     let bytes = read_capped(path, MAX_BUNDLE_BYTES)?;
     // A round bundle's liabilities part verifies under its setup's key; the attestation needs
     // a policy (`solvency-verify bundle`).
-    let liabilities = if attested::is_round_bundle(&bytes) {
+    let bundle = if attested::is_round_bundle(&bytes) {
         let wire = RoundBundleWire::decode(&bytes).map_err(|e| fail(1, "decode", e))?;
-        eprintln!("note: only the liabilities part of this round bundle is checked here; verify the attestation with `solvency-verify bundle --policy`");
-        wire.liabilities
+        Bundle::decode_embedded(&wire.liabilities)
     } else {
-        bytes
-    };
-    let bundle = Bundle::decode(&liabilities).map_err(|e| fail(1, "decode", e))?;
+        Bundle::decode(&bytes)
+    }
+    .map_err(|e| fail(1, "decode", e))?;
     verify(bundle, expected).map_err(|e| fail(1, "verify", e))
 }
 
-fn summary(v: &VerifiedLiabilities) -> serde_json::Value {
+/// `attested`: whether this run verified the round bundle's attestation against a policy.
+fn summary(v: &VerifiedLiabilities, attested: bool) -> serde_json::Value {
     let b = v.bundle();
     json!({
         "attestation": b.attestation,
-        "attested": b.attestation != UNATTESTED,
+        "attested": attested,
         "round_id": hex::encode(b.round_id),
         "root": element_to_hex(&b.root),
         "leaf_count": b.leaf_count,
@@ -301,10 +302,15 @@ fn summary(v: &VerifiedLiabilities) -> serde_json::Value {
     })
 }
 
-fn print_summary(v: &VerifiedLiabilities) {
+fn print_summary(v: &VerifiedLiabilities, attested: bool) {
     let b = v.bundle();
     if b.attestation == UNATTESTED {
         println!("WARNING: UNATTESTED bundle: nothing shows which code produced it or which database it read.");
+    } else if !attested {
+        println!(
+            "WARNING: only the proofs were checked; the attestation (image, database, setup) was NOT: \
+             use `solvency-verify bundle --policy` or pass --policy."
+        );
     }
     println!("liabilities: OK ({} batch proofs verified)", b.batches.len());
     println!("round:       {}", hex::encode(b.round_id));
@@ -415,11 +421,11 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Liabilities { bundle, expect_vk_sha256, json } => {
             let v = verified_bundle(&bundle, &expect_vk_sha256)?;
             if json {
-                let mut s = summary(&v);
+                let mut s = summary(&v, false);
                 s["ok"] = json!(true);
                 println!("{s:#}");
             } else {
-                print_summary(&v);
+                print_summary(&v, false);
             }
             Ok(())
         }
@@ -434,6 +440,7 @@ fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Inclusion { bundle, policy, allow_emulated, proof, expect_vk_sha256, json } => {
+            let attested = policy.is_some();
             let v = match policy {
                 Some(policy) => {
                     let bytes = read_capped(&bundle, MAX_BUNDLE_BYTES)?;
@@ -450,11 +457,11 @@ fn run(command: Command) -> Result<(), Failure> {
                     "account_id": included.account_id,
                     "leaf_index": included.leaf_index,
                     "balances": included.balances.iter().map(|(a, x)| json!({"asset": a, "amount": x.to_string()})).collect::<Vec<_>>(),
-                    "bundle": summary(&v),
+                    "bundle": summary(&v, attested),
                 });
                 println!("{out:#}");
             } else {
-                print_summary(&v);
+                print_summary(&v, attested);
                 println!(
                     "inclusion:   OK: account {:?} is leaf {} of the verified tree",
                     included.account_id, included.leaf_index
