@@ -191,16 +191,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         store: Arc::clone(driver.store()),
                         metrics,
                         admin_token,
-                        rounds: triggers,
+                        rounds: triggers.clone(),
                     };
                     Some(tokio::spawn(parent::http::serve(listener, state)))
                 }
-                None => {
-                    // Keep the trigger channel open so the schedule keeps running.
-                    std::mem::forget(triggers);
-                    None
-                }
+                None => None,
             };
+            // `triggers` stays alive to the end, so the driver keeps serving the schedule even
+            // without the HTTP API.
             tokio::select! {
                 r = proxy => anyhow::bail!("the proxy stopped: {:?}", r),
                 _ = rounds => anyhow::bail!("the round driver stopped"),
