@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use attestation::attested::{verify_setup, RoundBundleWire, EMBEDDED};
+use attestation::attested::{verify_setup, RoundBundleWire, VerifiedSetup, EMBEDDED};
 use attestation::manifest::{AssetTotal, Manifest, SetupManifest, MANIFEST_FORMAT_V1, SETUP_FORMAT_V1};
 use channel::protocol::{FromEnclave, InclusionEntry, RoundRequest, Stage, ToEnclave, CHUNK_BYTES};
 use channel::{Address, FrameError, Framed, Listener, Stream};
@@ -215,13 +215,9 @@ impl Enclave {
         Ok(())
     }
 
-    /// Receives the keys file that follows a round request and checks it against the request's
-    /// setup attestation: same image as this enclave, and exactly the attested bytes.
-    async fn receive_keys(
-        &self,
-        framed: &mut Framed<Stream>,
-        request: &RoundRequest,
-    ) -> Result<(ProvingKeys, Vec<u8>), ServiceError> {
+    /// Checks the request's setup attestation: made by an enclave with this one's image, for
+    /// keys of the configuration's shape.
+    fn check_setup(&self, request: &RoundRequest, config: &RoundConfig) -> Result<VerifiedSetup, ServiceError> {
         let anchor = {
             let nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
             nsm.trust_anchor()?
@@ -230,6 +226,24 @@ impl Enclave {
         let setup =
             verify_setup(&request.setup_manifest, &request.setup_attestation, &anchor, &self.image, allow_debug)
                 .map_err(|e| refused(format!("the keys' setup attestation: {e}")))?;
+        if setup.manifest().assets != config.assets.len() as u64 {
+            return Err(refused(format!(
+                "the keys prove {} assets, the configuration has {}",
+                setup.manifest().assets,
+                config.assets.len()
+            )));
+        }
+        Ok(setup)
+    }
+
+    /// Receives the keys file that follows a round request; it must be exactly the bytes the
+    /// setup attestation vouches for.
+    async fn receive_keys(
+        &self,
+        framed: &mut Framed<Stream>,
+        request: &RoundRequest,
+        setup: &VerifiedSetup,
+    ) -> Result<ProvingKeys, ServiceError> {
         let mut file = Vec::new();
         loop {
             match framed.recv::<ToEnclave>().await? {
@@ -253,7 +267,7 @@ impl Enclave {
             .await
             .map_err(internal)?
             .map_err(|e| refused(format!("the attested keys file does not load: {e}")))?;
-        Ok((keys, request.setup_manifest.clone()))
+        Ok(keys)
     }
 
     /// Checks a round request before any keys are sent: its number, nonce, deadline and
@@ -297,17 +311,12 @@ impl Enclave {
     async fn round(&mut self, framed: &mut Framed<Stream>, request: RoundRequest) -> Result<(), ServiceError> {
         let started_ms = now_ms();
         let config = self.accept_round(&request, started_ms)?;
+        let setup = self.check_setup(&request, &config)?;
         // The number is used from here on, whatever happens: no number is attested twice.
         self.last_round = Some(request.round);
         framed.send(&FromEnclave::SendKeys).await?;
-        let (keys, setup_manifest) = self.receive_keys(framed, &request).await?;
-        if keys.shape.assets != config.assets.len() {
-            return Err(refused(format!(
-                "the keys prove {} assets, the configuration has {}",
-                keys.shape.assets,
-                config.assets.len()
-            )));
-        }
+        let keys = self.receive_keys(framed, &request, &setup).await?;
+        let setup_manifest = request.setup_manifest.clone();
         tracing::info!(round = request.round, "round: reading the database through the proxy");
 
         let (events, mut pending) = tokio::sync::mpsc::channel(EVENT_QUEUE);

@@ -626,4 +626,17 @@ fn keys_that_are_not_the_attested_ones_are_refused_by_the_enclave() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not the ones the setup attestation vouches for"), "{}", stderr(&out));
     assert_eq!(app.latest(), None);
+
+    // Setup evidence that does not attest its manifest is refused before any keys are sent.
+    let mut evidence = parent::client::SetupEvidence::load(&app.path("setup.cbor")).unwrap();
+    let last = evidence.setup_manifest.len() - 1;
+    evidence.setup_manifest[last] ^= 1;
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&evidence, &mut bytes).unwrap();
+    std::fs::write(app.path("setup.cbor"), bytes).unwrap();
+    let out = app.round(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("setup attestation") && !err.contains("sending keys"), "{err}");
+    assert_eq!(app.latest(), None);
 }
