@@ -516,8 +516,10 @@ pub fn verify(
         )));
     }
 
-    // The keys must come from an enclave running the same image as the one that proved.
-    let image: BTreeMap<u8, Vec<u8>> = (0..3).filter_map(|i| doc.pcrs.get(&i).map(|v| (i, v.clone()))).collect();
+    // The keys must come from an enclave running the same image as the one that proved, and
+    // meeting every PCR the policy pins.
+    let mut image: BTreeMap<u8, Vec<u8>> = (0..3).filter_map(|i| doc.pcrs.get(&i).map(|v| (i, v.clone()))).collect();
+    image.extend(rules.pcrs.clone());
     let setup =
         verify_setup(&wire.setup_manifest, &wire.setup_attestation, anchor, &image, policy.attestation.allow_debug)
             .map_err(RoundError::Setup)?;
