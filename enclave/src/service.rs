@@ -31,6 +31,8 @@ pub const MAX_KEYS_BYTES: u64 = 8 << 30;
 
 /// Events queued towards the parent at most: a slow parent slows the round, never grows memory.
 const EVENT_QUEUE: usize = 16;
+/// How long a parent may take to read one message during a round.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// How long a new connection may take to send its request.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -332,9 +334,13 @@ impl Enclave {
         };
         let task = tokio::spawn(work.run(events));
         while let Some(event) = pending.recv().await {
-            if let Err(e) = framed.send(&event).await {
+            // A parent that stops reading would hold the enclave, which serves one request at a
+            // time, forever.
+            let sent = tokio::time::timeout(WRITE_TIMEOUT, framed.send(&event)).await;
+            if let Err(e) = sent.map_err(|_| internal("the parent stopped reading")).and_then(|r| r.map_err(Into::into))
+            {
                 task.abort();
-                return Err(e.into());
+                return Err(e);
             }
         }
         task.await.map_err(internal)?

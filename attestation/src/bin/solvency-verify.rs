@@ -223,6 +223,14 @@ fn round_report(v: &VerifiedRound) -> serde_json::Value {
     })
 }
 
+/// Milliseconds since the Unix epoch as an RFC 3339 UTC time, for people to read.
+fn date(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{ms} ms after the epoch"))
+}
+
 fn print_round_report(v: &VerifiedRound) {
     let m = v.manifest();
     let d = v.document().document();
@@ -230,7 +238,12 @@ fn print_round_report(v: &VerifiedRound) {
         println!("WARNING: verified against a DEVELOPMENT root (emulated NSM): this is NOT an AWS attestation.");
     }
     println!("bundle:      OK, round {} ({})", m.round, hex::encode(&m.round_id));
-    println!("attested:    {} ms since the epoch by module {}", d.timestamp_ms, d.module_id);
+    println!("attested:    {} by module {}", date(d.timestamp_ms), d.module_id);
+    println!(
+        "setup:       keys made {} in an enclave with the same image, attested {}",
+        date(v.setup().manifest().created_ms),
+        date(v.setup().document().document().timestamp_ms)
+    );
     for i in 0..3u8 {
         if let Some(p) = d.pcrs.get(&i) {
             println!("PCR{i}:        {} (as pinned)", hex::encode(p));
