@@ -41,12 +41,25 @@ pub struct RoundPlan {
     pub totals: Vec<u128>,
 }
 
-/// A proven round: the bundle and every account's inclusion proof.
+/// A proven round: the bundle, and what every account's inclusion proof is made from. The proofs
+/// are made one at a time as they are consumed, so a round never holds all of them at once.
 pub struct ProvedRound {
     /// The liabilities bundle.
     pub bundle: Bundle,
-    /// One inclusion proof per account, in leaf order.
-    pub inclusion: Vec<InclusionProof>,
+    /// The plan, without the batch assignments (dropped once proven).
+    plan: RoundPlan,
+}
+
+impl ProvedRound {
+    /// Accounts in the round.
+    pub fn account_count(&self) -> usize {
+        self.plan.accounts.len()
+    }
+
+    /// One inclusion proof per account, in leaf order, made as the iterator is advanced.
+    pub fn inclusion_proofs(&self) -> impl Iterator<Item = InclusionProof> + '_ {
+        self.plan.inclusion_proofs()
+    }
 }
 
 fn field_sums(sums: &[u128]) -> Vec<Fr> {
@@ -124,35 +137,30 @@ pub fn plan_round<R: RngCore + CryptoRng>(
 }
 
 impl RoundPlan {
-    /// One inclusion proof per account, in leaf order.
-    pub fn inclusion_proofs(&self) -> Vec<InclusionProof> {
+    /// One inclusion proof per account, in leaf order, made as the iterator is advanced.
+    pub fn inclusion_proofs(&self) -> impl Iterator<Item = InclusionProof> + '_ {
         let b = self.shape.batch_size as usize;
         let round_id = hex::encode(self.round_id);
         let root = element_to_hex(&self.top.root());
-        self.accounts
-            .iter()
-            .zip(&self.salts)
-            .enumerate()
-            .map(|(index, (account, salt))| {
-                let mut path = self.subtrees[index / b].path(index % b);
-                path.extend(self.top.path(index / b));
-                InclusionProof {
-                    format: FORMAT_V1.to_owned(),
-                    round_id: round_id.clone(),
-                    root: root.clone(),
-                    account_id: account.id.clone(),
-                    salt: hex::encode(salt.0),
-                    balances: self
-                        .assets
-                        .iter()
-                        .zip(&account.balances)
-                        .map(|(asset, amount)| Balance { asset: asset.clone(), amount: amount.to_string() })
-                        .collect(),
-                    leaf_index: index as u64,
-                    path: encode_path(&path),
-                }
-            })
-            .collect()
+        self.accounts.iter().zip(&self.salts).enumerate().map(move |(index, (account, salt))| {
+            let mut path = self.subtrees[index / b].path(index % b);
+            path.extend(self.top.path(index / b));
+            InclusionProof {
+                format: FORMAT_V1.to_owned(),
+                round_id: round_id.clone(),
+                root: root.clone(),
+                account_id: account.id.clone(),
+                salt: hex::encode(salt.0),
+                balances: self
+                    .assets
+                    .iter()
+                    .zip(&account.balances)
+                    .map(|(asset, amount)| Balance { asset: asset.clone(), amount: amount.to_string() })
+                    .collect(),
+                leaf_index: index as u64,
+                path: encode_path(&path),
+            }
+        })
     }
 }
 
@@ -164,7 +172,7 @@ pub fn prove_round<R: RngCore + CryptoRng>(
     rng: &mut R,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<ProvedRound, ProveError> {
-    let plan = plan_round(keys.shape, ledger, round_id, rng)?;
+    let mut plan = plan_round(keys.shape, ledger, round_id, rng)?;
     let total = plan.assignments.len();
     let mut batches = Vec::with_capacity(total);
     for (i, assignment) in plan.assignments.iter().enumerate() {
@@ -172,17 +180,18 @@ pub fn prove_round<R: RngCore + CryptoRng>(
         batches.push(Batch { root: assignment.public.root, sum_commitment: assignment.public.next_commitment, proof });
         on_batch(i + 1, total);
     }
-    let inclusion = plan.inclusion_proofs();
+    // The witnesses are the plan's largest part and are not needed any more.
+    plan.assignments = Vec::new();
     let bundle = Bundle {
         attestation: UNATTESTED.to_owned(),
         round_id,
         leaf_count: plan.accounts.len() as u64,
-        totals: plan.totals,
+        totals: plan.totals.clone(),
         root: plan.top.root(),
         shape: plan.shape,
-        assets: plan.assets,
+        assets: plan.assets.clone(),
         verifying_key: keys.verifying_key().clone(),
         batches,
     };
-    Ok(ProvedRound { bundle, inclusion })
+    Ok(ProvedRound { bundle, plan })
 }

@@ -465,7 +465,7 @@ impl RoundWork {
             liabilities,
         }
         .encode();
-        let accounts = proved.inclusion.len() as u64;
+        let accounts = proved.account_count() as u64;
         // The parent going away ends the round; nothing more is worth sending then.
         let send = |event| async { events.send(event).await.map_err(|_| internal("the parent went away")) };
         send(FromEnclave::RoundDone { round: self.request.round, bundle_len: bundle.len() as u64, accounts }).await?;
@@ -474,7 +474,7 @@ impl RoundWork {
         }
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
-        for proof in proved.inclusion {
+        for proof in proved.inclusion_proofs() {
             let json = proof.to_json();
             batch_bytes += json.len() + proof.account_id.len();
             batch.push(InclusionEntry { account_id: proof.account_id, json });
