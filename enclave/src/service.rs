@@ -401,8 +401,8 @@ impl RoundWork {
         proved.bundle.attestation = EMBEDDED.to_owned();
 
         progress(Stage::Attesting, 0, 1);
-        let liabilities = proved.bundle.encode();
         let wire = proved.bundle.to_wire();
+        let liabilities = attestation::bundle::encode_wire(&wire);
         let record = read.record;
         let manifest = Manifest {
             format: MANIFEST_FORMAT_V1.to_owned(),

@@ -109,6 +109,13 @@ fn root_authority(key: KeyPair) -> Result<Authority, NsmError> {
     Ok(Authority { certificate, key })
 }
 
+/// SHA-384 of the running program, which the emulated PCRs measure.
+fn running_image_digest() -> Result<[u8; 48], NsmError> {
+    let exe = std::env::current_exe().map_err(emulator_error)?;
+    let image = std::fs::read(&exe).map_err(emulator_error)?;
+    Ok(Sha384::digest(&image).into())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NsmError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -172,9 +179,7 @@ fn build_intermediates(root: &Authority) -> Result<(Vec<Authority>, OffsetDateTi
 impl EmulatedNsm {
     /// A module with a fresh development root, measuring the running binary.
     pub fn new() -> Result<Self, NsmError> {
-        let exe = std::env::current_exe().map_err(emulator_error)?;
-        let image = std::fs::read(&exe).map_err(emulator_error)?;
-        Self::with_image_digest(&Sha384::digest(&image))
+        Self::with_image_digest(&running_image_digest()?)
     }
 
     /// A module whose PCRs measure an image with SHA-384 `image_digest`.
@@ -189,8 +194,6 @@ impl EmulatedNsm {
     /// sharing `dir` sign with the same root, so documents from a restarted enclave still
     /// verify against the root a verifier was given.
     pub fn with_root_dir(dir: &Path) -> Result<Self, NsmError> {
-        let exe = std::env::current_exe().map_err(emulator_error)?;
-        let image = std::fs::read(&exe).map_err(emulator_error)?;
         let (key_path, cert_path) = (dir.join(ROOT_KEY_FILE), dir.join(ROOT_CERT_FILE));
         let (root, root_der, root_pem) = if key_path.exists() && cert_path.exists() {
             let key_pem = std::fs::read_to_string(&key_path).map_err(emulator_error)?;
@@ -208,7 +211,7 @@ impl EmulatedNsm {
             std::fs::write(&cert_path, &root_pem).map_err(emulator_error)?;
             (root, root_der, root_pem)
         };
-        Self::assemble(root, root_der, root_pem, &Sha384::digest(&image))
+        Self::assemble(root, root_der, root_pem, &running_image_digest()?)
     }
 
     fn assemble(root: Authority, root_der: Vec<u8>, root_pem: String, image_digest: &[u8]) -> Result<Self, NsmError> {
