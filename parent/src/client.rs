@@ -117,6 +117,26 @@ fn failed(kind: String, message: String) -> ClientError {
     ClientError::Enclave { kind, message }
 }
 
+fn already_exists(path: &Path) -> ClientError {
+    ClientError::Io {
+        op: "refusing to replace",
+        path: path.to_owned(),
+        source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+    }
+}
+
+/// Moves a written and fsynced `staging` file to `path` and fsyncs the directory; never replaces
+/// a file (the staging file is removed instead).
+fn install(staging: &Path, path: &Path) -> Result<(), ClientError> {
+    if path.exists() {
+        let _ = std::fs::remove_file(staging);
+        return Err(already_exists(path));
+    }
+    std::fs::rename(staging, path).map_err(io("renaming", path))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync", dir))
+}
+
 /// Writes `bytes` to `path` through a temporary file, fsync and rename; never replaces a file.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     use std::io::Write;
@@ -124,21 +144,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     let mut file = std::fs::File::create(&staging).map_err(io("creating", &staging))?;
     file.write_all(bytes).map_err(io("writing", &staging))?;
     file.sync_all().map_err(io("fsync", &staging))?;
-    if path.exists() {
-        let _ = std::fs::remove_file(&staging);
-        return Err(ClientError::Io {
-            op: "refusing to replace",
-            path: path.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-        });
-    }
-    std::fs::rename(&staging, path).map_err(io("renaming", path))?;
-    sync_parent(path)
-}
-
-fn sync_parent(path: &Path) -> Result<(), ClientError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync", dir))
+    install(&staging, path)
 }
 
 /// Runs an attested setup round: the enclave makes keys for `batch_size` × `assets`; the keys
@@ -151,14 +157,8 @@ pub async fn setup(
     setup_path: &Path,
     progress: Progress<'_>,
 ) -> Result<SetupEvidence, ClientError> {
-    for path in [keys_path, setup_path] {
-        if path.exists() {
-            return Err(ClientError::Io {
-                op: "refusing to replace",
-                path: path.to_owned(),
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            });
-        }
+    if let Some(path) = [keys_path, setup_path].into_iter().find(|p| p.exists()) {
+        return Err(already_exists(path));
     }
     let mut framed = connect(enclave).await?;
     framed.send(&ToEnclave::Setup { batch_size, assets }).await?;
@@ -199,8 +199,7 @@ pub async fn setup(
     }
     file.sync_all().await.map_err(io("fsync", &staging))?;
     drop(file);
-    std::fs::rename(&staging, keys_path).map_err(io("renaming", keys_path))?;
-    sync_parent(keys_path)?;
+    install(&staging, keys_path)?;
     if let Err(e) = write_new(setup_path, &evidence.encode()) {
         // Keys without their evidence are useless and would block the next setup.
         let _ = std::fs::remove_file(keys_path);

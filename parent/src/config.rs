@@ -106,16 +106,37 @@ struct HttpSection {
     admin_token_file: Option<PathBuf>,
 }
 
-/// The `[database]` host and port of a round configuration, which the proxy allows by default.
+/// What the parent itself needs of the round configuration it sends (the enclave parses and
+/// checks the whole of it): the database the proxy allows by default, and the asset count a
+/// setup round makes keys for.
 #[derive(Deserialize)]
-struct RoundDatabase {
+pub struct RoundOutline {
     database: HostPort,
+    #[serde(default)]
+    assets: Vec<toml::Table>,
 }
 
 #[derive(Deserialize)]
 struct HostPort {
     host: String,
     port: u16,
+}
+
+impl RoundOutline {
+    /// Reads the outline of the round configuration text `text`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(invalid)
+    }
+
+    /// The database's host and port.
+    pub fn database(&self) -> (String, u16) {
+        (self.database.host.clone(), self.database.port)
+    }
+
+    /// How many `[[assets]]` the configuration lists.
+    pub fn asset_count(&self) -> usize {
+        self.assets.len()
+    }
 }
 
 fn invalid(e: impl std::fmt::Display) -> ConfigError {
@@ -152,9 +173,9 @@ impl ParentConfig {
         let proxy_allow = match file.proxy.allow {
             Some(list) => list.iter().map(|e| parse_host_port(e)).collect::<Result<Vec<_>, _>>()?,
             None => {
-                let db: RoundDatabase = toml::from_str(&read(&round_config)?)
+                let outline = RoundOutline::parse(&read(&round_config)?)
                     .map_err(|e| invalid(format!("{}: {e}", round_config.display())))?;
-                vec![(db.database.host, db.database.port)]
+                vec![outline.database()]
             }
         };
         if file.round.batch_size == 0 {

@@ -11,7 +11,7 @@ use channel::Listener;
 use tokio::sync::mpsc;
 
 use crate::client::{self, ClientError, Progress, SetupEvidence, StoredRound};
-use crate::config::ParentConfig;
+use crate::config::{ParentConfig, RoundOutline};
 use crate::http::RoundTrigger;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -76,9 +76,9 @@ impl Driver {
     pub async fn setup(&self, progress: Progress<'_>) -> Result<SetupEvidence, RoundError> {
         let _guard = self.lock()?;
         let text = self.round_config_text()?;
-        let value: toml::Table =
-            toml::from_str(&text).map_err(|e| RoundError::Setup(format!("the round configuration: {e}")))?;
-        let assets = value.get("assets").and_then(|a| a.as_array()).map_or(0, Vec::len) as u64;
+        let assets = RoundOutline::parse(&text)
+            .map_err(|e| RoundError::Setup(format!("the round configuration: {e}")))?
+            .asset_count() as u64;
         if assets == 0 {
             return Err(RoundError::Setup("the round configuration lists no [[assets]]".into()));
         }
