@@ -59,8 +59,6 @@ pub enum ToEnclave {
 pub enum Stage {
     /// Generating keys.
     Setup,
-    /// Receiving and checking keys.
-    Keys,
     /// Reading rows from the database (`done` rows so far; `total` unknown, 0).
     Reading,
     /// Proving batches.

@@ -146,7 +146,6 @@ impl Bar {
         }
         let message = match stage {
             Stage::Setup => "generating keys",
-            Stage::Keys => "sending keys",
             Stage::Reading => "reading rows",
             Stage::Proving => "proving batches",
             Stage::Attesting => "attesting",
