@@ -9,6 +9,7 @@
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod measure;
 pub mod metrics;
 pub mod rounds;
 pub mod store;

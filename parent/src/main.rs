@@ -61,6 +61,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure an enclave image file (EIF): the PCRs an enclave booted from it reports (PCR0, 1
+    /// and 2, and PCR8 for a signed image), computed as nitro-cli does, with the image's layout,
+    /// CRC and signature checked.
+    Measure {
+        /// The enclave image file.
+        #[arg(long)]
+        eif: PathBuf,
+        /// Write the PCRs as the `[pcrs]` table of this verifier policy file: a new file, or an
+        /// existing policy with only that table replaced.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A full demo on an embedded default: private PostgreSQL, the enclave as a child process
     /// with the emulated NSM over a Unix socket through the proxy, setup, a challenged round,
     /// the bundle, a policy, and its verification.
@@ -82,7 +97,7 @@ enum Command {
 #[error("{0}")]
 struct Usage(String);
 
-/// A refused or failed round (exit 1).
+/// A refused or failed round, or an image that cannot be measured (exit 1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct RoundFailed(String);
@@ -169,6 +184,33 @@ fn driver(config: ParentConfig) -> anyhow::Result<(Arc<Driver>, Arc<Metrics>)> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Measure { eif, policy, json } => {
+            let measured = parent::measure::measure_file(&eif).map_err(|e| RoundFailed(format!("{}: {e}", eif.display())))?;
+            if let Some(policy) = &policy {
+                parent::measure::write_policy_pcrs(policy, &measured)?;
+            }
+            if json {
+                let pcrs: std::collections::BTreeMap<String, String> =
+                    measured.pcrs().into_iter().map(|(i, v)| (format!("PCR{i}"), hex::encode(v))).collect();
+                let out = serde_json::json!({
+                    "eif": eif,
+                    "eif_version": measured.version,
+                    "signed": measured.pcr8.is_some(),
+                    "pcrs": pcrs,
+                    "policy": policy,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("{} (EIF version {}, {})", eif.display(), measured.version, if measured.pcr8.is_some() { "signed" } else { "unsigned" });
+                for (index, value) in measured.pcrs() {
+                    println!("PCR{index} {}", hex::encode(value));
+                }
+                if let Some(policy) = &policy {
+                    println!("wrote the [pcrs] table of {}", policy.display());
+                }
+            }
+            Ok(())
+        }
         Command::Run { config } => {
             let config = load(&config)?;
             let admin_token = match config.admin_token().map_err(|e| Usage(e.to_string()))? {
