@@ -34,6 +34,34 @@ pub struct RoundRequest {
     pub setup_attestation: Vec<u8>,
     /// Bytes of the proving-keys file that follows in `KeysChunk` frames.
     pub keys_len: u64,
+    /// The database password, for an enclave whose image says its password comes from the
+    /// parent (`--password-from-parent`); any other enclave refuses a request that carries one.
+    /// It is not part of the round configuration, so it is never hashed into a manifest.
+    #[serde(default)]
+    pub database_password: Option<Secret>,
+}
+
+/// A secret that never prints (`Debug` shows `<redacted>`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// Parent to enclave.

@@ -35,6 +35,7 @@ struct Cli {
 enum Command {
     /// Serve the parent: attested setup rounds and proving rounds over the control channel,
     /// reading the database through the parent's proxy. This is what runs inside the enclave.
+    #[command(group(clap::ArgGroup::new("password").required(true).multiple(false)))]
     Serve {
         /// Where the parent connects: vsock://CID:PORT (in an enclave, vsock://4294967295:5000
         /// listens on any CID), unix:///path or tcp://HOST:PORT.
@@ -51,13 +52,18 @@ enum Command {
         /// restarts keep one root. Without it every start makes a new root.
         #[arg(long, requires = "nsm")]
         emulated_root: Option<PathBuf>,
-        /// The environment variable holding the database password. The enclave decides where
-        /// its password comes from; the round configuration's password settings are ignored.
-        #[arg(long, required_unless_present = "password_file", conflicts_with = "password_file")]
+        /// The environment variable holding the database password. One of the three password
+        /// options is given at start (in production, by the image's entry point); the round
+        /// configuration's own password settings are then ignored.
+        #[arg(long, group = "password")]
         password_env: Option<String>,
         /// A file holding the database password (a trailing newline is ignored).
-        #[arg(long)]
+        #[arg(long, group = "password")]
         password_file: Option<PathBuf>,
+        /// Take the database password from the parent, with each round request (production: a
+        /// Nitro Enclave's image carries no secret). Requests without one are refused.
+        #[arg(long, group = "password")]
+        password_from_parent: bool,
         /// Accept round configurations with `channel_binding = "prefer"` (development only).
         #[arg(long)]
         allow_channel_binding_prefer: bool,
@@ -435,13 +441,20 @@ fn run(command: Command) -> anyhow::Result<()> {
             emulated_root,
             password_env,
             password_file,
+            password_from_parent,
             allow_channel_binding_prefer,
             max_errors,
         } => {
-            let password = match (password_env, password_file) {
-                (Some(name), None) => enclave::service::PasswordSource::Env(name),
-                (None, Some(path)) => enclave::service::PasswordSource::File(path),
-                _ => return Err(Usage("give one of --password-env and --password-file".into()).into()),
+            let password = match (password_env, password_file, password_from_parent) {
+                (Some(name), None, false) => enclave::service::PasswordSource::Env(name),
+                (None, Some(path), false) => enclave::service::PasswordSource::File(path),
+                (None, None, true) => enclave::service::PasswordSource::Parent,
+                _ => {
+                    return Err(Usage(
+                        "give one of --password-env, --password-file and --password-from-parent".into(),
+                    )
+                    .into())
+                }
             };
             serve(listen, proxy, nsm, emulated_root, password, allow_channel_binding_prefer, max_errors)
         }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
 
 use crate::circuit::batch::BatchShape;
-use crate::db::config::ChannelBindingPolicy;
+use crate::db::config::{ChannelBindingPolicy, Password};
 use crate::db::{DbError, RoundConfig};
 use crate::keys::ProvingKeys;
 use crate::nsm::{AttestationRequest, NsmError, SecureModule};
@@ -36,14 +36,19 @@ const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10 * 6
 /// How long a new connection may take to send its request.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Where the enclave's database password comes from. The enclave decides, not the round
-/// configuration the parent sends, so a parent cannot point it at another secret.
+/// Where the enclave's database password comes from: fixed when the enclave starts (by the
+/// image's entry point, which PCR2 measures), never by the round configuration the parent sends,
+/// so a parent cannot point the enclave at another of its secrets.
 #[derive(Clone, Debug)]
 pub enum PasswordSource {
     /// An environment variable of the enclave process.
     Env(String),
     /// A file in the enclave.
     File(std::path::PathBuf),
+    /// The parent, with each round request. In a Nitro Enclave the image has no secrets and no
+    /// environment of its own, so this is how production runs; the image's entry point (measured
+    /// in PCR2) says so, not the parent.
+    Parent,
 }
 
 /// How the service runs.
@@ -297,12 +302,27 @@ impl Enclave {
         {
             return Err(refused("the round configuration relaxes channel binding; this enclave requires it"));
         }
-        match &self.config.password {
-            PasswordSource::Env(name) => {
+        let given = request.database_password.as_ref();
+        match (&self.config.password, given) {
+            (PasswordSource::Parent, Some(password)) => {
+                config.database.password_given = Some(Password::new(password.expose().to_owned()));
+            }
+            (PasswordSource::Parent, None) => {
+                return Err(refused(
+                    "this enclave takes its database password from the parent, and the request carries none",
+                ));
+            }
+            (PasswordSource::Env(_) | PasswordSource::File(_), Some(_)) => {
+                return Err(refused(
+                    "the request carries a database password, but this enclave reads its own (--password-env or \
+                     --password-file)",
+                ));
+            }
+            (PasswordSource::Env(name), None) => {
                 config.database.password_env = Some(name.clone());
                 config.database.password_file = None;
             }
-            PasswordSource::File(path) => {
+            (PasswordSource::File(path), None) => {
                 config.database.password_env = None;
                 config.database.password_file = Some(path.clone());
             }

@@ -52,6 +52,10 @@ pub struct ParentConfig {
     pub admin_token_env: Option<String>,
     /// A file holding the admin token.
     pub admin_token_file: Option<PathBuf>,
+    /// The environment variable holding the database password sent to the enclave.
+    pub database_password_env: Option<String>,
+    /// A file holding the database password sent to the enclave.
+    pub database_password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +73,12 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct EnclaveSection {
     address: String,
+    /// For an enclave started with `--password-from-parent` (production): where the database
+    /// password it is sent with each round comes from.
+    #[serde(default)]
+    database_password_env: Option<String>,
+    #[serde(default)]
+    database_password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +195,12 @@ impl ParentConfig {
             return Err(invalid("round.interval_secs must be at least 1"));
         }
         let http = file.http;
+        if file.enclave.database_password_env.is_some() && file.enclave.database_password_file.is_some() {
+            return Err(invalid("enclave: give at most one of database_password_env and database_password_file"));
+        }
+        if http.as_ref().is_some_and(|h| h.admin_token_env.is_some() && h.admin_token_file.is_some()) {
+            return Err(invalid("http: give at most one of admin_token_env and admin_token_file"));
+        }
         Ok(Self {
             enclave: file.enclave.address.parse().map_err(invalid)?,
             proxy_listen: file.proxy.listen.parse().map_err(invalid)?,
@@ -198,21 +214,41 @@ impl ParentConfig {
             http_listen: http.as_ref().map(|h| h.listen.clone()),
             admin_token_env: http.as_ref().and_then(|h| h.admin_token_env.clone()),
             admin_token_file: http.as_ref().and_then(|h| h.admin_token_file.as_ref().map(resolve)),
+            database_password_env: file.enclave.database_password_env,
+            database_password_file: file.enclave.database_password_file.as_ref().map(resolve),
         })
     }
 
     /// The admin token from the environment variable or file the configuration names, if any.
     pub fn admin_token(&self) -> Result<Option<String>, ConfigError> {
-        if let Some(var) = &self.admin_token_env {
-            return match std::env::var(var) {
-                Ok(token) => Ok(Some(token)),
-                Err(_) => Err(invalid(format!("the admin token variable {var} is not set"))),
-            };
+        secret("the admin token", self.admin_token_env.as_deref(), self.admin_token_file.as_deref())
+    }
+
+    /// The database password to send to the enclave, from the environment variable or file the
+    /// configuration names, if any.
+    pub fn database_password(&self) -> Result<Option<String>, ConfigError> {
+        secret("the database password", self.database_password_env.as_deref(), self.database_password_file.as_deref())
+    }
+}
+
+/// A secret from an environment variable or a file (a trailing newline is not part of it).
+fn secret(what: &str, env: Option<&str>, file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+    if let Some(var) = env {
+        return match std::env::var(var) {
+            Ok(value) if !value.is_empty() => Ok(Some(value)),
+            _ => Err(invalid(format!("{what}: the variable {var} is not set"))),
+        };
+    }
+    match file {
+        Some(path) => {
+            let text = read(path)?;
+            let value = text.trim_end_matches(['\n', '\r']);
+            if value.is_empty() {
+                return Err(invalid(format!("{what}: {} is empty", path.display())));
+            }
+            Ok(Some(value.to_owned()))
         }
-        match &self.admin_token_file {
-            Some(path) => Ok(Some(read(path)?.trim_end().to_owned())),
-            None => Ok(None),
-        }
+        None => Ok(None),
     }
 }
 
@@ -248,6 +284,39 @@ admin_token_env = "SOLVENCY_ADMIN_TOKEN"
         assert_eq!(c.store, Path::new("/var/lib/solvency/store"));
         assert_eq!(c.interval_secs, Some(3600));
         assert_eq!(c.http_listen.as_deref(), Some("127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn the_deployment_example_parses() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/parent/parent.toml");
+        let c = ParentConfig::load(&example).unwrap();
+        assert_eq!(c.enclave, "vsock://16:5000".parse().unwrap());
+        assert_eq!(c.proxy_listen, "vsock://4294967295:8000".parse().unwrap());
+        assert_eq!(c.proxy_allow, vec![("ledger-db.internal".to_owned(), 5432)], "the round configuration's database");
+        assert!(c.database_password_file.is_some() && c.admin_token_file.is_some());
+    }
+
+    #[test]
+    fn the_database_password_comes_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = ParentConfig::parse(CONFIG, dir.path()).unwrap();
+        assert_eq!(none.database_password().unwrap(), None);
+
+        let with_file = CONFIG.replace("address = \"vsock://16:5000\"\n", "address = \"vsock://16:5000\"\ndatabase_password_file = \"db-password\"\n");
+        let c = ParentConfig::parse(&with_file, dir.path()).unwrap();
+        assert_eq!(c.database_password_file.as_deref(), Some(dir.path().join("db-password").as_path()));
+        assert!(matches!(c.database_password(), Err(ConfigError::Read { .. })));
+        std::fs::write(dir.path().join("db-password"), "s3cret\n").unwrap();
+        assert_eq!(c.database_password().unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(dir.path().join("db-password"), "\n").unwrap();
+        assert!(c.database_password().is_err(), "an empty password is a mistake, not a password");
+
+        let with_env = CONFIG.replace("address = \"vsock://16:5000\"\n", "address = \"vsock://16:5000\"\ndatabase_password_env = \"SOLVENCY_TEST_UNSET_VARIABLE\"\n");
+        let c = ParentConfig::parse(&with_env, dir.path()).unwrap();
+        assert!(c.database_password().unwrap_err().to_string().contains("SOLVENCY_TEST_UNSET_VARIABLE"));
+
+        let both = with_file.replace("database_password_file", "database_password_env = \"X\"\ndatabase_password_file");
+        assert!(ParentConfig::parse(&both, dir.path()).is_err());
     }
 
     #[test]

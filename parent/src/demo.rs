@@ -112,7 +112,7 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
     let enclave_sock = sockets.join("enclave.sock");
     let proxy_sock = sockets.join("proxy.sock");
     let parent_toml = format!(
-        "[enclave]\naddress = \"unix://{}\"\n\n[proxy]\nlisten = \"unix://{}\"\nallow = [\"localhost:{}\"]\n\n\
+        "[enclave]\naddress = \"unix://{}\"\ndatabase_password_file = \"db-password\"\n\n[proxy]\nlisten = \"unix://{}\"\nallow = [\"localhost:{}\"]\n\n\
          [round]\nconfig = \"round.toml\"\nkeys = \"keys/keys.bin\"\nsetup = \"keys/setup.cbor\"\nbatch_size = {batch_size}\n\n\
          [store]\ndir = \"store\"\n",
         enclave_sock.display(),
@@ -120,6 +120,8 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
         cluster.port()
     );
     std::fs::write(out.join("parent.toml"), &parent_toml)?;
+    // As in production, the enclave gets the database password from the parent with each round.
+    write_secret(&out.join("db-password"), cluster.reader_password())?;
     let config = ParentConfig::load(&out.join("parent.toml"))?;
 
     println!("starting the enclave program with the EMULATED NSM (development root in {}/dev-root)", out.display());
@@ -130,8 +132,7 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
         .arg(format!("unix://{}", proxy_sock.display()))
         .arg("--emulated-root")
         .arg(out.join("dev-root"))
-        .args(["--password-env", "SOLVENCY_DB_PASSWORD"])
-        .env("SOLVENCY_DB_PASSWORD", cluster.reader_password())
+        .arg("--password-from-parent")
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .kill_on_drop(true)
         .spawn()
@@ -232,4 +233,12 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
             .join(" ")
     );
     Ok(())
+}
+
+/// Writes a secret readable by its owner only.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(secret.as_bytes())
 }

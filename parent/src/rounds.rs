@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use channel::protocol::{RoundRequest, Stage};
+use channel::protocol::{RoundRequest, Secret, Stage};
 use channel::proxy::Allowlist;
 use channel::Listener;
 use tokio::sync::mpsc;
@@ -140,6 +140,7 @@ impl Driver {
                 setup_manifest: evidence.setup_manifest,
                 setup_attestation: evidence.setup_attestation,
                 keys_len: 0,
+                database_password: self.config.database_password().map_err(|e| RoundError::Setup(e.to_string()))?.map(Secret::new),
             };
             Ok::<_, RoundError>(
                 client::prove(&self.config.enclave, request, &self.config.keys, &self.store, progress).await?,

@@ -66,7 +66,7 @@ impl Appliance {
     fn write_config(&self, name: &str, allow: &[String], round_config: &str) {
         let allow = allow.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
         let text = format!(
-            "[enclave]\naddress = \"unix://{}\"\n[proxy]\nlisten = \"unix://{}\"\nallow = [{allow}]\n\
+            "[enclave]\naddress = \"unix://{}\"\ndatabase_password_env = \"E2E_DB_PASSWORD\"\n[proxy]\nlisten = \"unix://{}\"\nallow = [{allow}]\n\
              [round]\nconfig = \"{round_config}\"\nkeys = \"keys.bin\"\nsetup = \"setup.cbor\"\nbatch_size = {BATCH_SIZE}\n\
              [store]\ndir = \"store\"\n",
             self.path("enclave.sock").display(),
@@ -83,8 +83,8 @@ impl Appliance {
             .arg(format!("unix://{}", self.path("proxy.sock").display()))
             .arg("--emulated-root")
             .arg(self.path("dev-root"))
-            .args(["--password-env", "E2E_DB_PASSWORD"])
-            .env("E2E_DB_PASSWORD", self.cluster.reader_password())
+            // As in production: the password comes with each round, from the parent.
+            .arg("--password-from-parent")
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -109,7 +109,12 @@ impl Appliance {
 
     fn parent_command(&self, args: &[&str], config: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_solvency-parent"));
-        command.args(args).arg("--config").arg(self.path(config)).env("RUST_LOG", "info");
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.path(config))
+            .env("RUST_LOG", "info")
+            .env("E2E_DB_PASSWORD", self.cluster.reader_password());
         command
     }
 
@@ -375,6 +380,24 @@ fn the_proxy_refuses_destinations_off_its_allowlist() {
     app.write_config("other-secret-parent.toml", &[format!("localhost:{}", app.cluster.port())], "other-secret.toml");
     let out = app.parent_command(&["round", "--json"], "other-secret-parent.toml").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+
+    // This enclave takes its password from the parent: a request without one is refused before
+    // any key is sent or the database is reached.
+    let parent_toml = std::fs::read_to_string(app.path("parent.toml")).unwrap();
+    let without = parent_toml.replace("database_password_env = \"E2E_DB_PASSWORD\"\n", "");
+    assert_ne!(without, parent_toml);
+    std::fs::write(app.path("no-password-parent.toml"), without).unwrap();
+    let out = app.parent_command(&["round"], "no-password-parent.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("carries none"), "{}", stderr(&out));
+    // A wrong password is the database's to refuse: the enclave authenticates with what it got.
+    let out = app
+        .parent_command(&["round"], "parent.toml")
+        .env("E2E_DB_PASSWORD", "not the reader's password")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
 }
 
 #[test]

@@ -64,6 +64,10 @@ pub struct DatabaseConfig {
     pub password_env: Option<String>,
     /// File holding the password (trailing newline ignored).
     pub password_file: Option<PathBuf>,
+    /// A password handed over with the request (an enclave started with
+    /// `--password-from-parent`); it takes the place of the two above. Never read from the file.
+    #[serde(skip)]
+    pub password_given: Option<Password>,
     /// PEM file of the CA(s) the server certificate must chain to.
     pub server_ca: Option<PathBuf>,
     /// Hex SHA-256 of the exact server certificate (DER).
@@ -116,6 +120,11 @@ pub enum ServerPin {
 pub struct Password(String);
 
 impl Password {
+    /// Wraps a password.
+    pub fn new(password: String) -> Self {
+        Self(password)
+    }
+
     /// The password's bytes, for authentication only.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
@@ -185,6 +194,9 @@ impl RoundConfig {
     /// The database password, from the environment variable or file the configuration names.
     pub fn password(&self) -> Result<Password, ConfigError> {
         let db = &self.database;
+        if let Some(given) = &db.password_given {
+            return Ok(given.clone());
+        }
         if let Some(name) = &db.password_env {
             return std::env::var(name).map(Password).map_err(|_| ConfigError::PasswordEnv { name: name.clone() });
         }
@@ -277,6 +289,14 @@ decimals = 8
         );
         let err = RoundConfig::parse(&text, dir.path()).unwrap_err();
         assert!(matches!(&err, ConfigError::Ca { path, .. } if path == &dir.path().join("ca.pem")), "{err}");
+    }
+
+    #[test]
+    fn the_deployment_example_parses() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/parent/round.toml");
+        let config = RoundConfig::load(&example).unwrap();
+        assert!(matches!(config.server_pin().unwrap(), ServerPin::Sha256(_)), "an enclave can only pin by fingerprint");
+        assert_eq!(config.assets.len(), 3);
     }
 
     #[test]
