@@ -11,6 +11,7 @@
 //! latest          the latest published round number in decimal, then "\n"
 //! reserved        the highest number handed out by `Store::reserve_round`, same format
 //! tmp/            staging; anything here at `open` is left over from a crash and removed
+//! lock            held (flock) by the process that has the store open
 //! ```
 //!
 //! A round is written into `tmp/<n>-<random hex>` ([`PendingRound`]), every file fsynced as it is
@@ -27,8 +28,10 @@
 //! A number can also be burnt before any of its files exist: [`Store::reserve_round`] records
 //! it durably before the round is sent to the enclave, which never proves a number twice.
 //!
-//! One process owns a store directory; commits within it are serialised by a lock, so `latest`
-//! only grows.
+//! One process owns a store directory: [`Store::open`] takes an exclusive lock on `lock` and a
+//! second process (a `solvency-parent round` beside a running `run`) is refused, rather than
+//! clearing the first one's staging area. Commits within the process are serialised by a mutex,
+//! so `latest` only grows.
 //!
 //! **Test hook:** if the environment variable `SOLVENCY_PARENT_CRASH_AT` names a failure point,
 //! [`PendingRound::commit`] calls [`std::process::abort`] there, so end-to-end tests can check
@@ -47,6 +50,7 @@ const ROUNDS_DIR: &str = "rounds";
 const TMP_DIR: &str = "tmp";
 const LATEST_FILE: &str = "latest";
 const RESERVED_FILE: &str = "reserved";
+const LOCK_FILE: &str = "lock";
 const BUNDLE_FILE: &str = "bundle.cbor";
 const INCLUSION_DIR: &str = "inclusion";
 /// Digits in a round directory's name: enough for every `u64`.
@@ -89,6 +93,12 @@ pub enum StoreError {
         round: u64,
         /// The latest published round.
         latest: u64,
+    },
+    /// Another process has the store open.
+    #[error("the store {} is in use by another process (it holds {}/lock)", path.display(), path.display())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
     },
     /// The round's directory already exists (published, or left unpublished by a crash).
     #[error("round {round} already exists in the store")]
@@ -258,6 +268,8 @@ pub struct Store {
     /// Serialises commits and reservations, so that checking and updating `latest` and
     /// `reserved` are atomic within the process.
     commit_lock: Arc<Mutex<()>>,
+    /// The open `lock` file, whose exclusive lock lasts as long as the store is open.
+    _owner: Arc<fs::File>,
 }
 
 impl Store {
@@ -272,6 +284,18 @@ impl Store {
             fs::create_dir_all(sub).map_err(io_err("create directory", sub))?;
         }
         sync_dir(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let owner = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match owner.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: dir }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
         let entries = fs::read_dir(&tmp_dir).map_err(io_err("list", &tmp_dir))?;
         let mut removed = 0usize;
         for entry in entries {
@@ -284,7 +308,11 @@ impl Store {
         if removed > 0 {
             sync_dir(&tmp_dir)?;
         }
-        Ok(Store { paths: Paths { dir, rounds_dir, tmp_dir }, commit_lock: Arc::new(Mutex::new(())) })
+        Ok(Store {
+            paths: Paths { dir, rounds_dir, tmp_dir },
+            commit_lock: Arc::new(Mutex::new(())),
+            _owner: Arc::new(owner),
+        })
     }
 
     /// The store's directory.
@@ -737,7 +765,7 @@ mod tests {
         }
         pending.add_file(&"x".repeat(MAX_FILE_NAME), b"x").unwrap();
         pending.add_file("summary-v1_2.json", b"x").unwrap();
-        assert_eq!(names(dir.path()), ["rounds", "tmp"]);
+        assert_eq!(names(dir.path()), ["lock", "rounds", "tmp"]);
     }
 
     #[test]
@@ -757,7 +785,7 @@ mod tests {
         }
         assert_eq!(store.inclusion_proof(1, "../y").unwrap(), None);
         assert_eq!(store.inclusion_proof(1, &"é".repeat(401)).unwrap(), None);
-        assert_eq!(names(dir.path()), ["latest", "rounds", "tmp"]);
+        assert_eq!(names(dir.path()), ["latest", "lock", "rounds", "tmp"]);
         assert_eq!(names(&dir.path().join("rounds/00000000000000000001")), ["bundle.cbor", "inclusion"]);
         assert_eq!(names(&dir.path().join("rounds/00000000000000000001/inclusion")).len(), ids.len());
     }
@@ -956,5 +984,20 @@ mod tests {
             .unwrap();
         assert!(status.success());
         assert_eq!(Store::open(dir.path()).unwrap().latest().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_a_store_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut pending = store.begin(1).unwrap();
+        pending.write_bundle(b"bundle").unwrap();
+        // A second open (its own file description, as another process's would be) is refused
+        // and clears nothing.
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked { .. })));
+        pending.commit().unwrap();
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.latest().unwrap(), Some(1));
     }
 }
