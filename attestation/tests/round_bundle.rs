@@ -29,6 +29,18 @@ fn a_policy_file_parses_and_prints_back() {
 }
 
 #[test]
+fn the_documented_policy_example_parses_with_every_key() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policy.md")).unwrap();
+    let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+    let policy = BundlePolicy::from_toml(example).unwrap();
+    assert_eq!(policy.pcrs.len(), 3);
+    assert_eq!(policy.round.min_round, Some(42));
+    // The commented-out PCR8 line is a valid pin too.
+    let with_pcr8 = example.replace("# 8 = ", "8 = ");
+    assert_eq!(BundlePolicy::from_toml(&with_pcr8).unwrap().pcrs.len(), 4);
+}
+
+#[test]
 fn unusable_policies_are_refused_with_a_reason() {
     let good = policy_text();
     let cases = [
