@@ -76,6 +76,11 @@ impl Appliance {
     }
 
     fn start_enclave(&mut self) {
+        // As in production: the password comes with each round, from the parent.
+        self.start_enclave_with(&["--password-from-parent"]);
+    }
+
+    fn start_enclave_with(&mut self, password_source: &[&str]) {
         let child = Command::new(binary("solvency-enclave", "solvency-enclave"))
             .args(["serve", "--nsm", "emulated", "--listen"])
             .arg(format!("unix://{}", self.path("enclave.sock").display()))
@@ -83,8 +88,8 @@ impl Appliance {
             .arg(format!("unix://{}", self.path("proxy.sock").display()))
             .arg("--emulated-root")
             .arg(self.path("dev-root"))
-            // As in production: the password comes with each round, from the parent.
-            .arg("--password-from-parent")
+            .args(password_source)
+            .env("E2E_DB_PASSWORD", self.cluster.reader_password())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -354,7 +359,7 @@ fn replays_and_wrong_nonces_are_refused_and_rounds_only_move_forward() {
 
 #[test]
 fn the_proxy_refuses_destinations_off_its_allowlist() {
-    let app = Appliance::start(5);
+    let mut app = Appliance::start(5);
     app.setup();
     app.write_config("elsewhere.toml", &["db.example:5432".to_owned()], "round.toml");
     let out = app.parent_command(&["round"], "elsewhere.toml").output().unwrap();
@@ -398,6 +403,15 @@ fn the_proxy_refuses_destinations_off_its_allowlist() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+
+    // An enclave that reads its own password refuses one from the parent, and proves without.
+    app.kill_enclave();
+    app.start_enclave_with(&["--password-env", "E2E_DB_PASSWORD"]);
+    let out = app.parent_command(&["round"], "parent.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("carries a database password"), "{}", stderr(&out));
+    let out = app.parent_command(&["round"], "no-password-parent.toml").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
