@@ -4,7 +4,8 @@
 # enclave program as a child process with the emulated NSM, reached over a Unix socket and reading
 # the database through the parent's allowlisting proxy; an attested setup round and a challenged
 # proving round; the bundle stored, a verifier policy written, and the bundle verified.
-# Needs PostgreSQL's server binaries (Debian: apt-get install postgresql).
+# Needs PostgreSQL's server binaries and OpenSSL's headers (Debian: apt-get install postgresql
+# libssl-dev pkg-config).
 # Usage: scripts/demo.sh [--out DIR] [--accounts N] [--batch-size B]
 set -euo pipefail
 cd "$(dirname "$0")/.."
