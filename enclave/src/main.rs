@@ -450,10 +450,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                 (None, Some(path), false) => enclave::service::PasswordSource::File(path),
                 (None, None, true) => enclave::service::PasswordSource::Parent,
                 _ => {
-                    return Err(Usage(
-                        "give one of --password-env, --password-file and --password-from-parent".into(),
+                    return Err(
+                        Usage("give one of --password-env, --password-file and --password-from-parent".into()).into()
                     )
-                    .into())
                 }
             };
             serve(listen, proxy, nsm, emulated_root, password, allow_channel_binding_prefer, max_errors)

@@ -302,7 +302,10 @@ admin_token_env = "SOLVENCY_ADMIN_TOKEN"
         let none = ParentConfig::parse(CONFIG, dir.path()).unwrap();
         assert_eq!(none.database_password().unwrap(), None);
 
-        let with_file = CONFIG.replace("address = \"vsock://16:5000\"\n", "address = \"vsock://16:5000\"\ndatabase_password_file = \"db-password\"\n");
+        let with_file = CONFIG.replace(
+            "address = \"vsock://16:5000\"\n",
+            "address = \"vsock://16:5000\"\ndatabase_password_file = \"db-password\"\n",
+        );
         let c = ParentConfig::parse(&with_file, dir.path()).unwrap();
         assert_eq!(c.database_password_file.as_deref(), Some(dir.path().join("db-password").as_path()));
         assert!(matches!(c.database_password(), Err(ConfigError::Read { .. })));
@@ -311,7 +314,10 @@ admin_token_env = "SOLVENCY_ADMIN_TOKEN"
         std::fs::write(dir.path().join("db-password"), "\n").unwrap();
         assert!(c.database_password().is_err(), "an empty password is a mistake, not a password");
 
-        let with_env = CONFIG.replace("address = \"vsock://16:5000\"\n", "address = \"vsock://16:5000\"\ndatabase_password_env = \"SOLVENCY_TEST_UNSET_VARIABLE\"\n");
+        let with_env = CONFIG.replace(
+            "address = \"vsock://16:5000\"\n",
+            "address = \"vsock://16:5000\"\ndatabase_password_env = \"SOLVENCY_TEST_UNSET_VARIABLE\"\n",
+        );
         let c = ParentConfig::parse(&with_env, dir.path()).unwrap();
         assert!(c.database_password().unwrap_err().to_string().contains("SOLVENCY_TEST_UNSET_VARIABLE"));
 

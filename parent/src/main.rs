@@ -185,7 +185,8 @@ fn driver(config: ParentConfig) -> anyhow::Result<(Arc<Driver>, Arc<Metrics>)> {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Measure { eif, policy, json } => {
-            let measured = parent::measure::measure_file(&eif).map_err(|e| RoundFailed(format!("{}: {e}", eif.display())))?;
+            let measured =
+                parent::measure::measure_file(&eif).map_err(|e| RoundFailed(format!("{}: {e}", eif.display())))?;
             if let Some(policy) = &policy {
                 parent::measure::write_policy_pcrs(policy, &measured)?;
             }
@@ -201,7 +202,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!("{} (EIF version {}, {})", eif.display(), measured.version, if measured.pcr8.is_some() { "signed" } else { "unsigned" });
+                println!(
+                    "{} (EIF version {}, {})",
+                    eif.display(),
+                    measured.version,
+                    if measured.pcr8.is_some() { "signed" } else { "unsigned" }
+                );
                 for (index, value) in measured.pcrs() {
                     println!("PCR{index} {}", hex::encode(value));
                 }

@@ -141,7 +141,7 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
 
     let mut header_bytes = [0u8; EifHeader::size()];
     image.read_exact(&mut header_bytes, "the EIF header")?;
-    let header = EifHeader::from_be_bytes(&header_bytes).map_err(|e| MeasureError::HeaderMismatch(e))?;
+    let header = EifHeader::from_be_bytes(&header_bytes).map_err(MeasureError::HeaderMismatch)?;
     if header.magic != EIF_MAGIC {
         return Err(MeasureError::NotEif(header.magic));
     }
@@ -167,16 +167,20 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
         let at = image.offset;
         let mut section_bytes = [0u8; EifSectionHeader::size()];
         image.read_exact(&mut section_bytes, &format!("section {index}'s header"))?;
-        let section = EifSectionHeader::from_be_bytes(&section_bytes)
-            .map_err(|reason| MeasureError::BadSection { index, offset: at, reason })?;
-        let (declared_offset, declared_size) = match (header.section_offsets.get(index), header.section_sizes.get(index)) {
-            (Some(&o), Some(&s)) if index < declared_sections => (o, s),
-            _ => {
-                return Err(MeasureError::HeaderMismatch(format!(
-                    "the file has more than the {declared_sections} sections the header declares"
-                )))
-            }
-        };
+        let section = EifSectionHeader::from_be_bytes(&section_bytes).map_err(|reason| MeasureError::BadSection {
+            index,
+            offset: at,
+            reason,
+        })?;
+        let (declared_offset, declared_size) =
+            match (header.section_offsets.get(index), header.section_sizes.get(index)) {
+                (Some(&o), Some(&s)) if index < declared_sections => (o, s),
+                _ => {
+                    return Err(MeasureError::HeaderMismatch(format!(
+                        "the file has more than the {declared_sections} sections the header declares"
+                    )))
+                }
+            };
         if declared_offset != at || declared_size != section.section_size {
             return Err(MeasureError::HeaderMismatch(format!(
                 "section {index} is at byte {at} with {} bytes; the header says byte {declared_offset} with \
@@ -187,7 +191,8 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
         image.ensure(section.section_size, &format!("section {index} ({:?})", section.section_type))?;
         match section.section_type {
             EifSectionType::EifSectionKernel | EifSectionType::EifSectionCmdline => {
-                let count = if section.section_type == EifSectionType::EifSectionKernel { &mut kernels } else { &mut cmdlines };
+                let count =
+                    if section.section_type == EifSectionType::EifSectionKernel { &mut kernels } else { &mut cmdlines };
                 *count += 1;
                 image.copy_into(section.section_size, &mut [&mut whole, &mut bootstrap])?;
             }
@@ -219,7 +224,11 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
                 signature = Some(first);
             }
             EifSectionType::EifSectionInvalid => {
-                return Err(MeasureError::BadSection { index, offset: at, reason: "the invalid section type 0".into() });
+                return Err(MeasureError::BadSection {
+                    index,
+                    offset: at,
+                    reason: "the invalid section type 0".into(),
+                });
             }
         }
         index += 1;

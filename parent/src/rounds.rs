@@ -140,7 +140,11 @@ impl Driver {
                 setup_manifest: evidence.setup_manifest,
                 setup_attestation: evidence.setup_attestation,
                 keys_len: 0,
-                database_password: self.config.database_password().map_err(|e| RoundError::Setup(e.to_string()))?.map(Secret::new),
+                database_password: self
+                    .config
+                    .database_password()
+                    .map_err(|e| RoundError::Setup(e.to_string()))?
+                    .map(Secret::new),
             };
             Ok::<_, RoundError>(
                 client::prove(&self.config.enclave, request, &self.config.keys, &self.store, progress).await?,

@@ -99,7 +99,8 @@ const META: &[u8] = br#"{"ImageName":"solvency-enclave","BuildTime":"whenever"}"
 
 #[test]
 fn pcrs_follow_the_documented_formula() {
-    let image = eif(4, &[(KERNEL, K), (CMDLINE, C), (METADATA, META), (RAMDISK, BOOT), (RAMDISK, APP), (RAMDISK, APP2)]);
+    let image =
+        eif(4, &[(KERNEL, K), (CMDLINE, C), (METADATA, META), (RAMDISK, BOOT), (RAMDISK, APP), (RAMDISK, APP2)]);
     let m = measured(&image).unwrap();
     assert_eq!(m.version, 4);
     assert_eq!(m.pcr0, extend(&[K, C, BOOT, APP, APP2]), "PCR0: kernel, command line, every ramdisk");
@@ -107,10 +108,12 @@ fn pcrs_follow_the_documented_formula() {
     assert_eq!(m.pcr2, extend(&[APP, APP2]), "PCR2: the application ramdisks");
     assert_eq!(m.pcr8, None, "an unsigned image has no PCR8");
     // Metadata is not measured: rebuilding at another time gives the same PCRs.
-    let other_time = eif(4, &[(KERNEL, K), (CMDLINE, C), (METADATA, b"{}"), (RAMDISK, BOOT), (RAMDISK, APP), (RAMDISK, APP2)]);
+    let other_time =
+        eif(4, &[(KERNEL, K), (CMDLINE, C), (METADATA, b"{}"), (RAMDISK, BOOT), (RAMDISK, APP), (RAMDISK, APP2)]);
     assert_eq!(measured(&other_time).unwrap().pcrs(), m.pcrs());
     // One byte of the application changes PCR0 and PCR2 and leaves PCR1.
-    let changed = eif(4, &[(KERNEL, K), (CMDLINE, C), (METADATA, META), (RAMDISK, BOOT), (RAMDISK, b"X"), (RAMDISK, APP2)]);
+    let changed =
+        eif(4, &[(KERNEL, K), (CMDLINE, C), (METADATA, META), (RAMDISK, BOOT), (RAMDISK, b"X"), (RAMDISK, APP2)]);
     let c = measured(&changed).unwrap();
     assert_ne!(c.pcr0, m.pcr0);
     assert_eq!(c.pcr1, m.pcr1);
@@ -146,7 +149,10 @@ fn damaged_images_are_refused_by_name() {
     // Cut anywhere: in the header, in a section header, in a section.
     for cut in [0, 100, 547, 548, 555, 600, good.len() - 1] {
         let r = measured(&good[..cut]);
-        assert!(matches!(r, Err(MeasureError::Truncated { .. }) | Err(MeasureError::HeaderMismatch(_))), "cut at {cut}: {r:?}");
+        assert!(
+            matches!(r, Err(MeasureError::Truncated { .. }) | Err(MeasureError::HeaderMismatch(_))),
+            "cut at {cut}: {r:?}"
+        );
     }
 
     let mut trailing = good.clone();
@@ -180,7 +186,8 @@ fn damaged_images_are_refused_by_name() {
     assert!(matches!(measured(&no_app), Err(MeasureError::Layout(_))));
     let two_kernels = eif(4, &[(KERNEL, K), (KERNEL, K), (CMDLINE, C), (RAMDISK, BOOT), (RAMDISK, APP)]);
     assert!(matches!(measured(&two_kernels), Err(MeasureError::Layout(_))));
-    let garbage_signature = eif(4, &[(KERNEL, K), (CMDLINE, C), (RAMDISK, BOOT), (RAMDISK, APP), (SIGNATURE, b"\xff\x00")]);
+    let garbage_signature =
+        eif(4, &[(KERNEL, K), (CMDLINE, C), (RAMDISK, BOOT), (RAMDISK, APP), (SIGNATURE, b"\xff\x00")]);
     assert!(matches!(measured(&garbage_signature), Err(MeasureError::Signature(_))));
     let empty_signature = eif(4, &[(KERNEL, K), (CMDLINE, C), (RAMDISK, BOOT), (RAMDISK, APP), (SIGNATURE, b"\x80")]);
     assert!(matches!(measured(&empty_signature), Err(MeasureError::Signature(_))));
@@ -198,7 +205,12 @@ fn signing_key(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) 
 }
 
 /// An image built by the image-format crate's builder (nitro-cli's), with its own measurements.
-fn built(dir: &Path, name: &str, app: &[u8], signer: Option<(&Path, &Path)>) -> (std::path::PathBuf, std::collections::BTreeMap<String, String>) {
+fn built(
+    dir: &Path,
+    name: &str,
+    app: &[u8],
+    signer: Option<(&Path, &Path)>,
+) -> (std::path::PathBuf, std::collections::BTreeMap<String, String>) {
     for (file, bytes) in [("kernel", K), ("boot", BOOT)] {
         std::fs::write(dir.join(file), bytes).unwrap();
     }
@@ -220,7 +232,8 @@ fn built(dir: &Path, name: &str, app: &[u8], signer: Option<(&Path, &Path)>) -> 
         docker_info: serde_json::json!({}),
         custom_info: serde_json::json!({}),
     };
-    let mut builder = EifBuilder::new(&dir.join("kernel"), String::from_utf8(C.to_vec()).unwrap(), sign_info, Sha384::new(), 0, info);
+    let mut builder =
+        EifBuilder::new(&dir.join("kernel"), String::from_utf8(C.to_vec()).unwrap(), sign_info, Sha384::new(), 0, info);
     builder.add_ramdisk(&dir.join("boot"));
     builder.add_ramdisk(&dir.join(format!("{name}.app")));
     let path = dir.join(format!("{name}.eif"));
@@ -242,7 +255,8 @@ fn images_built_like_nitro_cli_measure_as_it_does() {
     expected.remove("HashAlgorithm");
     assert_eq!(hex_pcrs(&m), expected, "the builder's own measurements");
     assert_eq!(m.pcr0, extend(&[K, C, BOOT, APP]));
-    let mut described = EifReader::from_eif(unsigned.to_string_lossy().into_owned()).unwrap().get_measurements().unwrap();
+    let mut described =
+        EifReader::from_eif(unsigned.to_string_lossy().into_owned()).unwrap().get_measurements().unwrap();
     described.remove("HashAlgorithm");
     assert_eq!(hex_pcrs(&m), described, "what describe-eif reports");
 
@@ -313,7 +327,10 @@ fn the_pcrs_table_is_written_into_a_policy() {
     assert!(!after.contains(&"00".repeat(48)), "{after}");
     let parsed = attestation::attested::BundlePolicy::from_toml(&after).unwrap();
     let pcrs: Vec<(String, String)> = parsed.pcrs.into_iter().collect();
-    assert_eq!(pcrs, vec![("0".into(), hex::encode(m.pcr0)), ("1".into(), hex::encode(m.pcr1)), ("2".into(), hex::encode(m.pcr2))]);
+    assert_eq!(
+        pcrs,
+        vec![("0".into(), hex::encode(m.pcr0)), ("1".into(), hex::encode(m.pcr1)), ("2".into(), hex::encode(m.pcr2))]
+    );
 
     // Not TOML: refused, and the file is left alone.
     let broken = dir.path().join("broken.toml");
