@@ -68,8 +68,8 @@ enum Command {
         /// The enclave image file.
         #[arg(long)]
         eif: PathBuf,
-        /// Write the PCRs as the `[pcrs]` table of this verifier policy file: a new file, or an
-        /// existing policy with only that table replaced.
+        /// Write the PCRs into the `[pcrs]` table of this verifier policy file: a new file, or an
+        /// existing policy whose PCR0-2 and PCR8 pins are set and everything else kept.
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Print JSON.
@@ -190,24 +190,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(policy) = &policy {
                 parent::measure::write_policy_pcrs(policy, &measured)?;
             }
+            let signer = measured.signer.as_ref();
             if json {
                 let pcrs: std::collections::BTreeMap<String, String> =
                     measured.pcrs().into_iter().map(|(i, v)| (format!("PCR{i}"), hex::encode(v))).collect();
                 let out = serde_json::json!({
                     "eif": eif,
                     "eif_version": measured.version,
-                    "signed": measured.pcr8.is_some(),
+                    "signed": signer.is_some(),
+                    "signer": signer.map(|s| serde_json::json!({
+                        "subject": s.subject, "not_before": s.not_before, "not_after": s.not_after,
+                    })),
                     "pcrs": pcrs,
                     "policy": policy,
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!(
-                    "{} (EIF version {}, {})",
-                    eif.display(),
-                    measured.version,
-                    if measured.pcr8.is_some() { "signed" } else { "unsigned" }
-                );
+                println!("{} (EIF version {})", eif.display(), measured.version);
+                match signer {
+                    Some(s) => {
+                        println!("signed by {}, certificate valid {} to {}", s.subject, s.not_before, s.not_after)
+                    }
+                    None => println!("unsigned"),
+                }
                 for (index, value) in measured.pcrs() {
                     println!("PCR{index} {}", hex::encode(value));
                 }
@@ -223,6 +228,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Some(t) => Some(parent::http::AdminToken::new(t).map_err(|e| Usage(e.to_string()))?),
                 None => None,
             };
+            // A missing or empty password credential is a configuration error now, not a
+            // failure of the first round an hour from now.
+            config.database_password().map_err(|e| Usage(e.to_string()))?;
             let http_listen = config.http_listen.clone();
             let (driver, metrics) = driver(config.clone())?;
             let proxy = start_proxy(&config, Arc::clone(&metrics)).await.context("starting the proxy")?;

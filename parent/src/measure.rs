@@ -17,7 +17,7 @@ use aws_nitro_enclaves_image_format::defs::eif_hasher::EifHasher;
 use aws_nitro_enclaves_image_format::defs::{
     EifHeader, EifSectionHeader, EifSectionType, PcrInfo, PcrSignature, CURRENT_VERSION, EIF_MAGIC, MAX_NUM_SECTIONS,
 };
-use aws_nitro_enclaves_image_format::utils::{get_pcrs, PcrSignatureChecker};
+use aws_nitro_enclaves_image_format::utils::get_pcrs;
 use crc::{Crc, CRC_32_ISO_HDLC};
 use sha2::{Digest, Sha384};
 
@@ -102,6 +102,20 @@ pub struct Measurements {
     pub pcr2: Pcr,
     /// PCR8: the signing certificate, for a signed image.
     pub pcr8: Option<Pcr>,
+    /// Who signed the image, for a signed image.
+    pub signer: Option<Signer>,
+}
+
+/// The certificate a signed image's signature verified under. Its validity period is reported,
+/// not enforced: an archived image is measured the same way after its certificate expired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signer {
+    /// The certificate's subject.
+    pub subject: String,
+    /// Start of its validity.
+    pub not_before: String,
+    /// End of its validity.
+    pub not_after: String,
 }
 
 impl Measurements {
@@ -112,15 +126,6 @@ impl Measurements {
             pcrs.insert(8, pcr8);
         }
         pcrs
-    }
-
-    /// A `[pcrs]` table for a verifier policy file.
-    pub fn policy_table(&self) -> toml_edit::Table {
-        let mut table = toml_edit::Table::new();
-        for (index, value) in self.pcrs() {
-            table.insert(&index.to_string(), toml_edit::value(hex::encode(value)));
-        }
-        table
     }
 }
 
@@ -161,7 +166,7 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
     let hasher = || EifHasher::new_without_cache(Sha384::new()).map_err(MeasureError::Layout);
     let (mut whole, mut bootstrap, mut app, mut cert) = (hasher()?, hasher()?, hasher()?, hasher()?);
     let (mut kernels, mut cmdlines, mut ramdisks) = (0usize, 0usize, 0usize);
-    let mut signature: Option<PcrSignature> = None;
+    let mut signature: Option<(PcrSignature, Vec<u8>)> = None;
     let mut index = 0usize;
     while image.offset < image.len {
         let at = image.offset;
@@ -219,9 +224,9 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
                 let mut bytes = vec![0u8; section.section_size as usize];
                 image.read_exact(&mut bytes, "the signature section")?;
                 let first = decode_signature(&bytes)?;
-                std::io::Write::write_all(&mut cert, &certificate_der(&first.signing_certificate)?)
-                    .map_err(|e| MeasureError::Signature(e.to_string()))?;
-                signature = Some(first);
+                let der = certificate_der(&first.signing_certificate)?;
+                std::io::Write::write_all(&mut cert, &der).map_err(|e| MeasureError::Signature(e.to_string()))?;
+                signature = Some((first, der));
             }
             EifSectionType::EifSectionInvalid => {
                 return Err(MeasureError::BadSection {
@@ -264,17 +269,19 @@ pub fn measure(reader: impl Read, len: u64) -> Result<Measurements, MeasureError
             .and_then(|v| Pcr::try_from(v).ok())
             .ok_or_else(|| MeasureError::Layout(format!("{name} was not computed")))
     };
-    let measurements = Measurements {
+    let pcr0 = pcr("PCR0")?;
+    let signer = match &signature {
+        Some((signature, der)) => Some(check_signature(signature, der, &pcr0)?),
+        None => None,
+    };
+    Ok(Measurements {
         version: header.version,
-        pcr0: pcr("PCR0")?,
+        pcr0,
         pcr1: pcr("PCR1")?,
         pcr2: pcr("PCR2")?,
-        pcr8: if signature.is_some() { Some(pcr("PCR8")?) } else { None },
-    };
-    if let Some(signature) = &signature {
-        check_signature(signature, &measurements.pcr0)?;
-    }
-    Ok(measurements)
+        pcr8: if signer.is_some() { Some(pcr("PCR8")?) } else { None },
+        signer,
+    })
 }
 
 /// The first signature of the signature section (nitro-cli writes exactly one, over PCR0).
@@ -297,27 +304,36 @@ fn certificate_der(pem_bytes: &[u8]) -> Result<Vec<u8>, MeasureError> {
     Ok(parsed.into_contents())
 }
 
-/// The signature must verify under its certificate (within the certificate's validity, as
-/// nitro-cli checks it) and sign this image's PCR0: a signature lifted from another image would
-/// otherwise lend this one a PCR8.
-fn check_signature(signature: &PcrSignature, pcr0: &Pcr) -> Result<(), MeasureError> {
-    PcrSignatureChecker::new(signature).verify().map_err(MeasureError::Signature)?;
-    let cose = aws_nitro_enclaves_cose::CoseSign1::from_bytes(&signature.signature)
-        .map_err(|e| MeasureError::Signature(format!("the COSE_Sign1: {e}")))?;
-    // The signature itself was verified just above.
-    let payload = cose
-        .get_payload::<aws_nitro_enclaves_cose::crypto::Openssl>(None)
-        .map_err(|e| MeasureError::Signature(format!("the COSE_Sign1 payload: {e}")))?;
-    let signed: PcrInfo = ciborium::from_reader(payload.as_slice())
-        .map_err(|e| MeasureError::Signature(format!("the signed PCR does not decode: {e}")))?;
+/// The signature must verify under its certificate and sign this image's PCR0: a signature
+/// lifted from another image would otherwise lend this one a PCR8. nitro-cli signs with ES384
+/// (a P-384 key); the envelope is checked by the verifier's own COSE code, which bounds every
+/// length, rather than by a library that trusts the signature's.
+fn check_signature(signature: &PcrSignature, certificate: &[u8], pcr0: &Pcr) -> Result<Signer, MeasureError> {
+    let bad = |what: String| MeasureError::Signature(what);
+    let (rest, cert) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| bad(format!("the signing certificate does not parse: {e}")))?;
+    if !rest.is_empty() {
+        return Err(bad(format!("{} bytes after the signing certificate", rest.len())));
+    }
+    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&cert.public_key().subject_public_key.data)
+        .map_err(|_| bad("the signing certificate's key is not a P-384 key (EIF signatures are ES384)".into()))?;
+    let cose =
+        attestation::nitro::CoseSign1::decode(&signature.signature).map_err(|e| bad(format!("the COSE_Sign1: {e}")))?;
+    cose.verify_signature(&key).map_err(|_| bad("it does not verify under the signing certificate's key".into()))?;
+    let signed: PcrInfo = ciborium::from_reader(cose.payload.as_slice())
+        .map_err(|e| bad(format!("the signed PCR does not decode: {e}")))?;
     if signed.register_index != 0 || signed.register_value.as_slice() != pcr0.as_slice() {
-        return Err(MeasureError::Signature(format!(
+        return Err(bad(format!(
             "it signs PCR{} = {}, not this image's PCR0",
             signed.register_index,
             hex::encode(&signed.register_value)
         )));
     }
-    Ok(())
+    Ok(Signer {
+        subject: cert.subject().to_string(),
+        not_before: cert.validity().not_before.to_string(),
+        not_after: cert.validity().not_after.to_string(),
+    })
 }
 
 /// The image being read: position, length and running CRC.
@@ -363,29 +379,52 @@ impl<R: Read> Image<R> {
     }
 }
 
-/// Writes `measurements` as the `[pcrs]` table of the policy file at `path`: a new file holding
-/// only that table, or an existing policy with its `[pcrs]` table replaced and everything else
-/// (tables, comments) kept.
+/// Writes `measurements` into the `[pcrs]` table of the policy file at `path`: a new file holding
+/// only that table, or an existing policy whose PCR0, PCR1, PCR2 and PCR8 pins are set (PCR8
+/// removed for an unsigned image, which reports none) and whose other tables, other pins and
+/// comments stay as written. The file is replaced whole (staged, synced, renamed) and keeps its
+/// permissions.
 pub fn write_policy_pcrs(path: &Path, measurements: &Measurements) -> Result<(), PolicyWriteError> {
     let io = |source| PolicyWriteError::Io { path: path.to_owned(), source };
-    let mut document = match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .parse::<toml_edit::DocumentMut>()
-            .map_err(|e| PolicyWriteError::Toml { path: path.to_owned(), reason: e.to_string() })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml_edit::DocumentMut::new(),
+    let (mut document, permissions) = match std::fs::read_to_string(path) {
+        Ok(text) => (
+            text.parse::<toml_edit::DocumentMut>()
+                .map_err(|e| PolicyWriteError::Toml { path: path.to_owned(), reason: e.to_string() })?,
+            Some(std::fs::metadata(path).map_err(io)?.permissions()),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml_edit::DocumentMut::new(), None),
         Err(e) => return Err(io(e)),
     };
-    let mut table = measurements.policy_table();
-    table.decor_mut().set_prefix(if document.is_empty() {
-        "# PCRs measured by `solvency-parent measure --eif` (docs/policy.md)\n"
-    } else {
-        "\n"
-    });
-    document.insert("pcrs", toml_edit::Item::Table(table));
-    let text = document.to_string();
+    if !document.contains_key("pcrs") {
+        let mut table = toml_edit::Table::new();
+        table.decor_mut().set_prefix(if document.is_empty() {
+            "# PCRs measured by `solvency-parent measure --eif` (docs/policy.md)\n"
+        } else {
+            "\n"
+        });
+        document.insert("pcrs", toml_edit::Item::Table(table));
+    }
+    let table = document
+        .get_mut("pcrs")
+        .and_then(toml_edit::Item::as_table_mut)
+        .ok_or_else(|| PolicyWriteError::Toml { path: path.to_owned(), reason: "`pcrs` is not a table".into() })?;
+    for (index, value) in measurements.pcrs() {
+        table.insert(&index.to_string(), toml_edit::value(hex::encode(value)));
+    }
+    if measurements.pcr8.is_none() {
+        table.remove("8");
+    }
+
     let staged = path.with_extension("toml.tmp");
-    std::fs::write(&staged, &text).map_err(io)?;
-    std::fs::rename(&staged, path).map_err(io)
+    let mut file = std::fs::File::create(&staged).map_err(io)?;
+    std::io::Write::write_all(&mut file, document.to_string().as_bytes()).map_err(io)?;
+    if let Some(permissions) = permissions {
+        file.set_permissions(permissions).map_err(io)?;
+    }
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&staged, path).map_err(io)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
 /// Why the policy file could not be written.

@@ -196,7 +196,14 @@ fn damaged_images_are_refused_by_name() {
 /// A P-384 signing key and its self-signed certificate, as PEM files (what nitro-cli's
 /// `--private-key` and `--signing-certificate` take).
 fn signing_key(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    signing_key_on(dir, &rcgen::PKCS_ECDSA_P384_SHA384)
+}
+
+fn signing_key_on(
+    dir: &Path,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let key = rcgen::KeyPair::generate_for(algorithm).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["enclave-signer.example".into()]).unwrap().self_signed(&key).unwrap();
     let (key_path, cert_path) = (dir.join("key.pem"), dir.join("cert.pem"));
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
@@ -267,6 +274,8 @@ fn images_built_like_nitro_cli_measure_as_it_does() {
     expected.remove("HashAlgorithm");
     assert_eq!(hex_pcrs(&s), expected);
     assert_eq!(s.pcr8, Some(extend(&[&cert_der])), "PCR8: the signing certificate (DER)");
+    let signer = s.signer.as_ref().unwrap();
+    assert_eq!(signer.subject, "CN=rcgen self signed cert", "{signer:?}");
     assert_eq!((s.pcr0, s.pcr1, s.pcr2), (m.pcr0, m.pcr1, m.pcr2), "signing changes no other PCR");
 }
 
@@ -298,6 +307,68 @@ fn a_signature_lifted_from_another_image_is_refused() {
     assert!(matches!(&r, Err(MeasureError::Signature(reason)) if reason.contains("not this image's PCR0")), "{r:?}");
 }
 
+/// The image `built` wrote, with its signature section's COSE_Sign1 replaced by `cose` (the
+/// header's size table and the CRC kept true, so only the signature is wrong).
+fn with_signature(image: &[u8], cose: &[u8]) -> Vec<u8> {
+    let count = u16::from_be_bytes([image[COUNT], image[COUNT + 1]]) as usize;
+    let at = u64::from_be_bytes(image[OFFSETS + 8 * (count - 1)..OFFSETS + 8 * count].try_into().unwrap()) as usize;
+    let mut signatures: Vec<aws_nitro_enclaves_image_format::defs::PcrSignature> =
+        ciborium::from_reader(&image[at + 12..]).unwrap();
+    signatures[0].signature = cose.to_vec();
+    let mut section = Vec::new();
+    ciborium::into_writer(&signatures, &mut section).unwrap();
+    let mut out = image[..at].to_vec();
+    out.extend_from_slice(&SIGNATURE.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&(section.len() as u64).to_be_bytes());
+    out.extend_from_slice(&section);
+    let size_at = SIZES + 8 * (count - 1);
+    out[size_at..size_at + 8].copy_from_slice(&(section.len() as u64).to_be_bytes());
+    recrc(&out)
+}
+
+#[test]
+fn malformed_signatures_are_refused_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert, _) = signing_key(dir.path());
+    let (signed, _) = built(dir.path(), "signed", APP, Some((&key, &cert)));
+    let signed = std::fs::read(signed).unwrap();
+    // An ES384 envelope whose signature is empty, short, long or zero; bytes that are not CBOR.
+    let envelope = |signature: &[u8]| -> Vec<u8> {
+        use ciborium::Value;
+        let mut protected = Vec::new();
+        let alg = Value::Map(vec![(Value::Integer(1.into()), Value::Integer((-35).into()))]);
+        ciborium::into_writer(&alg, &mut protected).unwrap();
+        let cose = Value::Tag(
+            18,
+            Box::new(Value::Array(vec![
+                Value::Bytes(protected),
+                Value::Map(vec![]),
+                Value::Bytes(b"payload".to_vec()),
+                Value::Bytes(signature.to_vec()),
+            ])),
+        );
+        let mut out = Vec::new();
+        ciborium::into_writer(&cose, &mut out).unwrap();
+        out
+    };
+    for cose in
+        [envelope(b""), envelope(&[1; 47]), envelope(&[1; 200]), envelope(&[0; 96]), b"\xff".to_vec(), Vec::new()]
+    {
+        let r = measured(&with_signature(&signed, &cose));
+        assert!(matches!(r, Err(MeasureError::Signature(_))), "{cose:02x?}: {r:?}");
+    }
+}
+
+#[test]
+fn an_image_signed_with_another_curve_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert, _) = signing_key_on(dir.path(), &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (signed, _) = built(dir.path(), "p256", APP, Some((&key, &cert)));
+    let r = measure_file(&signed);
+    assert!(matches!(&r, Err(MeasureError::Signature(reason)) if reason.contains("P-384")), "{r:?}");
+}
+
 #[test]
 fn the_pcrs_table_is_written_into_a_policy() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,9 +386,11 @@ fn the_pcrs_table_is_written_into_a_policy() {
     // An existing policy keeps everything but its [pcrs] table, and still parses as a policy.
     let policy = dir.path().join("policy.toml");
     let before = format!(
-        "# the auditor's policy\n[attestation]\nmax_age_secs = 86400 # one day\n\n[pcrs]\n0 = \"{old}\"\n1 = \"{old}\"\n2 = \"{old}\"\n\n\
+        "# the auditor's policy\n[attestation]\nmax_age_secs = 86400 # one day\n\n[pcrs]\n0 = \"{old}\"\n1 = \"{old}\"\n2 = \"{old}\"\n\
+         3 = \"{kept}\" # the instance's IAM role, pinned by hand\n8 = \"{old}\"\n\n\
          [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{cert}\"\nquery = \"SELECT 1\"\n",
         old = "00".repeat(48),
+        kept = "33".repeat(48),
         cert = "11".repeat(32)
     );
     std::fs::write(&policy, &before).unwrap();
@@ -329,8 +402,15 @@ fn the_pcrs_table_is_written_into_a_policy() {
     let pcrs: Vec<(String, String)> = parsed.pcrs.into_iter().collect();
     assert_eq!(
         pcrs,
-        vec![("0".into(), hex::encode(m.pcr0)), ("1".into(), hex::encode(m.pcr1)), ("2".into(), hex::encode(m.pcr2))]
+        vec![
+            ("0".into(), hex::encode(m.pcr0)),
+            ("1".into(), hex::encode(m.pcr1)),
+            ("2".into(), hex::encode(m.pcr2)),
+            ("3".into(), "33".repeat(48)),
+        ],
+        "PCR0-2 measured, PCR3 kept, PCR8 removed: an unsigned image reports none"
     );
+    assert!(after.contains("# the instance's IAM role, pinned by hand"), "{after}");
 
     // Not TOML: refused, and the file is left alone.
     let broken = dir.path().join("broken.toml");
