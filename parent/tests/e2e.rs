@@ -402,7 +402,7 @@ fn the_proxy_refuses_destinations_off_its_allowlist() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("password authentication failed"), "{}", stderr(&out));
 
     // An enclave that reads its own password refuses one from the parent, and proves without.
     app.kill_enclave();
