@@ -15,6 +15,16 @@ root=$(cd "$(dirname "$0")/.." && pwd -P)
 cargo_home=$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)
 cd "$root"
 
+# The compiler Dockerfile.enclave installs (RUST_TOOLCHAIN there): another one gives other bytes,
+# so a check of reproducibility with another compiler would prove nothing about the image.
+rustc_pinned=1.95.0
+rustc_found=$(rustc --version | cut -d' ' -f2)
+if [[ $rustc_found != "$rustc_pinned" && -z ${SOLVENCY_ANY_RUSTC:-} ]]; then
+  echo "rustc $rustc_found here, but the enclave image is built with $rustc_pinned;" \
+    "set SOLVENCY_ANY_RUSTC=1 to build anyway" >&2
+  exit 2
+fi
+
 # Timestamps: nothing in the binary should carry one, but crates that stamp builds honour this.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 # Where the checkout and the registry are must not reach the binary (panic locations, debug info).

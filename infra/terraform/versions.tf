@@ -1,9 +1,12 @@
 # Terraform and provider versions. The provider is pinned to one major version so that a new
-# major release (which may change resource arguments) is taken on deliberately. There is no
-# backend block: choose your own state backend (with encryption and locking) at `terraform init`,
-# e.g. `terraform init -backend-config=...` with a backend file kept outside this repository.
+# major release (which may change resource arguments) is taken on deliberately. The state goes to
+# S3 (the state names the instance and its role: keep it encrypted and locked); the bucket, key
+# and region are given at `terraform init -backend-config=FILE`, from a file kept outside this
+# repository.
 terraform {
   required_version = ">= 1.5.0, < 2.0.0"
+
+  backend "s3" {}
 
   required_providers {
     aws = {
