@@ -22,8 +22,10 @@ pub enum ConfigError {
     Fingerprint,
     #[error("`server_ca` {path}: {reason}")]
     Ca { path: PathBuf, reason: String },
-    #[error("[database] needs exactly one of `password_env` and `password_file`")]
+    #[error("[database] names neither `password_env` nor `password_file`, and no password was given")]
     PasswordSource,
+    #[error("[database] may name one of `password_env` and `password_file`, not both")]
+    PasswordSources,
     #[error("the password environment variable {name} is not set or not UTF-8")]
     PasswordEnv { name: String },
     #[error("reading the password file {path}: {source}")]
@@ -152,8 +154,10 @@ impl RoundConfig {
         if db.server_ca.is_some() == db.server_cert_sha256.is_some() {
             return Err(ConfigError::ServerPin);
         }
-        if db.password_env.is_some() == db.password_file.is_some() {
-            return Err(ConfigError::PasswordSource);
+        // Neither is fine where the password comes from elsewhere (an enclave that takes it from
+        // the parent); reading without one is refused when the password is needed.
+        if db.password_env.is_some() && db.password_file.is_some() {
+            return Err(ConfigError::PasswordSources);
         }
         for path in [&mut db.server_ca, &mut db.password_file].into_iter().flatten() {
             if path.is_relative() {
@@ -268,7 +272,10 @@ decimals = 8
         let short = GOOD.replace("eeff\"", "ee\"");
         assert!(matches!(RoundConfig::parse(&short, Path::new(".")), Err(ConfigError::Fingerprint)));
         let no_password = GOOD.replace("password_env = \"SOLVENCY_TEST_PASSWORD\"\n", "");
-        assert!(matches!(RoundConfig::parse(&no_password, Path::new(".")), Err(ConfigError::PasswordSource)));
+        let parsed = RoundConfig::parse(&no_password, Path::new(".")).unwrap();
+        assert!(matches!(parsed.password(), Err(ConfigError::PasswordSource)), "needed, and named nowhere");
+        let two = GOOD.replace("password_env =", "password_file = \"pw\"\npassword_env =");
+        assert!(matches!(RoundConfig::parse(&two, Path::new(".")), Err(ConfigError::PasswordSources)));
         let empty = GOOD.replace("SELECT account_id, asset, amount FROM balances;", " ; ");
         assert!(matches!(RoundConfig::parse(&empty, Path::new(".")), Err(ConfigError::EmptyQuery)));
         let decimals = GOOD.replace("decimals = 8", "decimals = 39");
