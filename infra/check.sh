@@ -35,7 +35,7 @@ if command -v systemd-analyze >/dev/null; then
   printf '[Unit]\nDescription=stand-in\n[Service]\nType=oneshot\nExecStart=/bin/true\n' \
     >"$units/nitro-enclaves-allocator.service"
   problems=$(cd "$units" && SYSTEMD_UNIT_PATH="$units:" systemd-analyze verify solvency-*.service \
-    solvency-publish.timer 2>&1 | grep -v 'is not executable' || true)
+    solvency-publish.timer solvency-enclave-watch.timer 2>&1 | grep -v 'is not executable' || true)
   rm -rf "$units"
   if [[ -z $problems ]]; then pass "systemd-analyze verify infra/systemd"; else fail "systemd-analyze verify: $problems"; fi
 else
