@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
 
 use crate::circuit::batch::BatchShape;
-use crate::db::config::{ChannelBindingPolicy, Password};
+use crate::db::config::ChannelBindingPolicy;
 use crate::db::{DbError, RoundConfig};
 use crate::keys::ProvingKeys;
 use crate::nsm::{AttestationRequest, NsmError, SecureModule};
@@ -305,7 +305,7 @@ impl Enclave {
         let given = request.database_password.as_ref();
         match (&self.config.password, given) {
             (PasswordSource::Parent, Some(password)) => {
-                config.database.password_given = Some(Password::new(password.expose().to_owned()));
+                config.database.password_given = Some(password.clone());
             }
             (PasswordSource::Parent, None) => {
                 return Err(refused(

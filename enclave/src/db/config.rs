@@ -117,27 +117,8 @@ pub enum ServerPin {
     Sha256([u8; 32]),
 }
 
-/// A password that never prints.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(password: String) -> Self {
-        Self(password)
-    }
-
-    /// The password's bytes, for authentication only.
-    pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
+/// A password that never prints: the same type the parent sends one in.
+pub type Password = channel::protocol::Secret;
 
 impl RoundConfig {
     /// Reads and checks a configuration file; relative paths in it are relative to its directory.
@@ -202,12 +183,12 @@ impl RoundConfig {
             return Ok(given.clone());
         }
         if let Some(name) = &db.password_env {
-            return std::env::var(name).map(Password).map_err(|_| ConfigError::PasswordEnv { name: name.clone() });
+            return std::env::var(name).map(Password::new).map_err(|_| ConfigError::PasswordEnv { name: name.clone() });
         }
         let path = db.password_file.as_ref().ok_or(ConfigError::PasswordSource)?;
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile { path: path.clone(), source })?;
-        Ok(Password(text.trim_end_matches(['\n', '\r']).to_owned()))
+        Ok(Password::new(text.trim_end_matches(['\n', '\r']).to_owned()))
     }
 
     /// The query as sent inside `COPY (...) TO STDOUT`: without a trailing semicolon.
@@ -308,7 +289,7 @@ decimals = 8
 
     #[test]
     fn the_password_never_prints() {
-        let p = Password("hunter2".into());
+        let p = Password::new("hunter2".into());
         assert!(!format!("{p:?}").contains("hunter2"));
     }
 }

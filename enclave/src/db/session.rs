@@ -72,7 +72,7 @@ impl Session {
             .host(&db.host)
             .user(&db.user)
             .dbname(&db.dbname)
-            .password(password.expose())
+            .password(password.expose().as_bytes())
             .application_name("solvency-enclave")
             .ssl_mode(SslMode::Require)
             .channel_binding(match db.channel_binding {
