@@ -192,8 +192,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let signer = measured.signer.as_ref();
             if json {
-                let pcrs: std::collections::BTreeMap<String, String> =
-                    measured.pcrs().into_iter().map(|(i, v)| (format!("PCR{i}"), hex::encode(v))).collect();
                 let out = serde_json::json!({
                     "eif": eif,
                     "eif_version": measured.version,
@@ -201,7 +199,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     "signer": signer.map(|s| serde_json::json!({
                         "subject": s.subject, "not_before": s.not_before, "not_after": s.not_after,
                     })),
-                    "pcrs": pcrs,
+                    "pcrs": measured.pcrs_by_name(),
                     "policy": policy,
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);

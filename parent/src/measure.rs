@@ -127,6 +127,12 @@ impl Measurements {
         }
         pcrs
     }
+
+    /// The PCRs as nitro-cli names and prints them (`"PCR0"`: lowercase hex), which
+    /// `--json` prints and `infra/enclave/build-eif.sh` compares with nitro-cli's output.
+    pub fn pcrs_by_name(&self) -> BTreeMap<String, String> {
+        self.pcrs().into_iter().map(|(i, v)| (format!("PCR{i}"), hex::encode(v))).collect()
+    }
 }
 
 /// Measures the image file at `path`.
