@@ -1,8 +1,9 @@
-//! The attested round bundle (`solvency-enclave/bundle/v1`): one self-contained CBOR file with the
-//! round's manifest and its Nitro attestation document, the setup manifest and its attestation,
-//! and the liabilities bundle (proofs and verifying key). [`verify`] checks all of it, in a fixed
-//! order, against a verifier's [`BundlePolicy`]; each refusal names the step that failed.
-//! `docs/bundle-format.md` specifies the format.
+//! The attested round bundle: one self-contained CBOR file with the round's manifest and its
+//! Nitro attestation document, the setup manifest and its attestation, and the liabilities bundle
+//! (proofs and verifying key). Version 2 (`solvency-enclave/bundle/v2`) is what enclaves make now;
+//! version 1 bundles, which also carry a per-round key's signature, stay verifiable. [`verify`]
+//! checks all of it, in a fixed order, against a verifier's [`BundlePolicy`]; each refusal names
+//! the step that failed. `docs/bundle-format.md` specifies the format.
 
 use std::collections::BTreeMap;
 
@@ -15,30 +16,34 @@ use crate::error::{BundleError, VerifyError};
 use crate::liabilities::VerifiedLiabilities;
 use crate::manifest::{Manifest, ManifestError, SetupManifest};
 use crate::nitro::{AttestationDocument, CoseSign1, NitroError, TrustAnchor, VerifiedDocument};
+use crate::policy::{parse_lsn, BundlePolicy, PolicyFileError};
 
-/// The `format` value of a version-1 attested round bundle.
+/// The `format` value of a version-1 attested round bundle (verified, no longer made).
 pub const FORMAT_V1: &str = "solvency-enclave/bundle/v1";
+/// The `format` value of a version-2 attested round bundle.
+pub const FORMAT_V2: &str = "solvency-enclave/bundle/v2";
 /// The `attestation` value of a liabilities bundle embedded in an attested round bundle.
 pub const EMBEDDED: &str = "nitro-enclave";
-/// Bytes of the per-round key's ES384 signature (r ‖ s).
+/// Bytes of a version-1 per-round key's ES384 signature (r ‖ s).
 pub const ROUND_SIGNATURE_BYTES: usize = 96;
 
-/// The round bundle as encoded: CBOR, one map.
+/// The round bundle as encoded: CBOR, one map. Fields a version does not have are absent.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RoundBundleWire {
-    /// [`FORMAT_V1`].
+    /// [`FORMAT_V2`] (or [`FORMAT_V1`]).
     pub format: String,
     /// The canonical round manifest ([`Manifest`]).
     #[serde(with = "serde_bytes")]
     pub manifest: Vec<u8>,
     /// The round's attestation document: `user_data` is [`Manifest::digest`] of `manifest`,
-    /// `public_key` the per-round key, `nonce` the challenge.
+    /// `nonce` the challenge (v1: `public_key` the per-round key).
     #[serde(with = "serde_bytes")]
     pub attestation: Vec<u8>,
-    /// ES384 signature of [`Manifest::digest`] by the per-round key.
-    #[serde(with = "serde_bytes")]
-    pub round_signature: Vec<u8>,
+    /// Version 1 only: ES384 signature of [`Manifest::digest`] by the per-round key. It added
+    /// nothing the attestation's `user_data` does not already bind, so version 2 dropped it.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub round_signature: Option<Vec<u8>>,
     /// The canonical setup manifest ([`SetupManifest`]) of the keys that proved the round.
     #[serde(with = "serde_bytes")]
     pub setup_manifest: Vec<u8>,
@@ -59,7 +64,8 @@ impl RoundBundleWire {
         out
     }
 
-    /// Decodes bundle bytes: one canonical CBOR map of the right structure, nothing after it.
+    /// Decodes bundle bytes: one canonical CBOR map of the right structure for its version,
+    /// nothing after it.
     pub fn decode(bytes: &[u8]) -> Result<Self, BundleError> {
         if bytes.len() > crate::bundle::MAX_BUNDLE_BYTES {
             return Err(BundleError::TooLarge { size: bytes.len(), limit: crate::bundle::MAX_BUNDLE_BYTES });
@@ -73,200 +79,34 @@ impl RoundBundleWire {
         if wire.encode() != bytes {
             return Err(BundleError::NonCanonical);
         }
-        if wire.format != FORMAT_V1 {
-            return Err(BundleError::UnknownFormat(wire.format));
+        let v1 = match wire.format.as_str() {
+            FORMAT_V1 => true,
+            FORMAT_V2 => false,
+            _ => return Err(BundleError::UnknownFormat(wire.format)),
+        };
+        if v1 != wire.round_signature.is_some() {
+            return Err(BundleError::Field {
+                field: "round_signature",
+                problem: if v1 { "is missing" } else { "is not part of version 2" },
+            });
         }
         Ok(wire)
     }
+
+    /// The manifest digest that identifies this round (hex of 48 bytes).
+    pub fn manifest_digest(&self) -> [u8; 48] {
+        Manifest::digest(&self.manifest)
+    }
 }
 
-/// Whether `bytes` look like an attested round bundle rather than a bare liabilities bundle.
+/// Whether `bytes` look like an attested round bundle (any version) rather than a bare
+/// liabilities bundle.
 pub fn is_round_bundle(bytes: &[u8]) -> bool {
     #[derive(Deserialize)]
     struct Format {
         format: String,
     }
-    ciborium::from_reader::<Format, _>(bytes).is_ok_and(|f| f.format == FORMAT_V1)
-}
-
-/// What the verifier requires of a bundle (the TOML policy file, `docs/policy.md`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct BundlePolicy {
-    /// Attestation requirements.
-    #[serde(default)]
-    pub attestation: AttestationRules,
-    /// PCR index (decimal) to its required value (hex of 48 bytes); PCR0, 1 and 2 are required.
-    pub pcrs: BTreeMap<String, String>,
-    /// The database the auditor pinned.
-    pub database: DatabasePins,
-    /// Round requirements.
-    #[serde(default)]
-    pub round: RoundRules,
-}
-
-/// Freshness and debug-mode rules.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AttestationRules {
-    /// Accept debug-mode enclaves (all-zero PCR0/1/2). Never in production.
-    #[serde(default)]
-    pub allow_debug: bool,
-    /// The oldest round accepted, in seconds before "now"; none: any age.
-    #[serde(default)]
-    pub max_age_secs: Option<u64>,
-    /// How far in the future a document's timestamp may be.
-    #[serde(default = "default_skew")]
-    pub max_skew_secs: u64,
-}
-
-fn default_skew() -> u64 {
-    300
-}
-
-impl Default for AttestationRules {
-    fn default() -> Self {
-        Self { allow_debug: false, max_age_secs: None, max_skew_secs: default_skew() }
-    }
-}
-
-/// The database and the read the auditor pinned. The parent chooses the round configuration
-/// the enclave runs, so everything about what was read that matters is pinned here.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DatabasePins {
-    /// The cluster's system identifier (decimal).
-    pub system_identifier: String,
-    /// SHA-256 of the server certificate (hex).
-    pub server_cert_sha256: String,
-    /// The exact query the auditor approved, as the manifest records it (the configured query
-    /// without a trailing semicolon): another query, view or filter is refused.
-    pub query: String,
-    /// The database name (`current_database()`), when pinned.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The timeline, when pinned.
-    #[serde(default)]
-    pub timeline: Option<u32>,
-    /// Accept a read from a hot standby (which may lag the primary); default: primaries only.
-    #[serde(default)]
-    pub allow_standby: bool,
-    /// The lowest WAL position accepted (`X/Y` hex, as PostgreSQL prints it), so an old
-    /// snapshot or a paused standby is refused.
-    #[serde(default)]
-    pub min_lsn: Option<String>,
-}
-
-/// Parses a PostgreSQL LSN (`X/Y`, hex halves) into its 64-bit position.
-pub fn parse_lsn(text: &str) -> Option<u64> {
-    let (high, low) = text.split_once('/')?;
-    let valid = |h: &str| !h.is_empty() && h.len() <= 8 && h.bytes().all(|b| b.is_ascii_hexdigit());
-    if !valid(high) || !valid(low) {
-        return None;
-    }
-    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
-}
-
-/// Replay and challenge rules.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RoundRules {
-    /// The lowest round number accepted (the verifier saw round `min_round - 1` already).
-    #[serde(default)]
-    pub min_round: Option<u64>,
-    /// The challenge the verifier issued (hex); the round must carry exactly it.
-    #[serde(default)]
-    pub nonce: Option<String>,
-    /// The challenge's deadline (ms since the Unix epoch): the round must be attested by then.
-    /// The verifier sets it; the deadline in the manifest is only what the parent asked for.
-    #[serde(default)]
-    pub deadline_ms: Option<u64>,
-    /// The verifying key's SHA-256 (hex), when pinned.
-    #[serde(default)]
-    pub verifying_key_sha256: Option<String>,
-}
-
-/// A policy file that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("policy: {0}")]
-pub struct PolicyFileError(String);
-
-/// A policy with its hex decoded and its PCRs checked.
-#[derive(Clone, Debug)]
-struct Rules {
-    pcrs: BTreeMap<u8, Vec<u8>>,
-    nonce: Option<Vec<u8>>,
-    verifying_key_sha256: Option<[u8; 32]>,
-    min_lsn: Option<u64>,
-}
-
-fn hex_field(name: &str, value: &str, len: Option<usize>) -> Result<Vec<u8>, PolicyFileError> {
-    let bytes = hex::decode(value).map_err(|_| PolicyFileError(format!("{name}: not hex")))?;
-    match len {
-        Some(len) if bytes.len() != len => {
-            Err(PolicyFileError(format!("{name}: {} bytes, expected {len}", bytes.len())))
-        }
-        _ => Ok(bytes),
-    }
-}
-
-impl BundlePolicy {
-    /// Parses a policy from TOML text and checks it.
-    pub fn from_toml(text: &str) -> Result<Self, PolicyFileError> {
-        let policy: Self = toml::from_str(text).map_err(|e| PolicyFileError(e.to_string()))?;
-        policy.rules()?;
-        Ok(policy)
-    }
-
-    /// The policy as TOML.
-    pub fn to_toml(&self) -> String {
-        // Strings, integers, booleans and tables always serialise; qed.
-        toml::to_string(self).unwrap_or_default()
-    }
-
-    fn rules(&self) -> Result<Rules, PolicyFileError> {
-        let mut pcrs = BTreeMap::new();
-        for (index, value) in &self.pcrs {
-            let i: u8 = index
-                .parse()
-                .ok()
-                .filter(|i| *i < 32)
-                .ok_or_else(|| PolicyFileError(format!("pcrs: {index:?} is not a PCR index 0..31")))?;
-            pcrs.insert(i, hex_field(&format!("pcrs.{i}"), value, Some(48))?);
-        }
-        if !(0..3).all(|i| pcrs.contains_key(&i)) {
-            return Err(PolicyFileError("pcrs: PCR0, PCR1 and PCR2 must be pinned (the image that may run)".into()));
-        }
-        hex_field("database.server_cert_sha256", &self.database.server_cert_sha256, Some(32))?;
-        if self.database.system_identifier.is_empty()
-            || !self.database.system_identifier.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(PolicyFileError("database.system_identifier: not a decimal number".into()));
-        }
-        let nonce = self.round.nonce.as_deref().map(|n| hex_field("round.nonce", n, None)).transpose()?;
-        if nonce.as_ref().is_some_and(Vec::is_empty) {
-            return Err(PolicyFileError("round.nonce: empty; omit it when no challenge was issued".into()));
-        }
-        if self.database.query.trim().is_empty() {
-            return Err(PolicyFileError("database.query: empty".into()));
-        }
-        let min_lsn = match &self.database.min_lsn {
-            Some(lsn) => Some(
-                parse_lsn(lsn).ok_or_else(|| PolicyFileError(format!("database.min_lsn: {lsn:?} is not an LSN")))?,
-            ),
-            None => None,
-        };
-        let verifying_key_sha256 = match &self.round.verifying_key_sha256 {
-            Some(v) => {
-                let bytes = hex_field("round.verifying_key_sha256", v, Some(32))?;
-                let mut out = [0u8; 32];
-                out.copy_from_slice(&bytes);
-                Some(out)
-            }
-            None => None,
-        };
-        Ok(Rules { pcrs, nonce, verifying_key_sha256, min_lsn })
-    }
+    ciborium::from_reader::<Format, _>(bytes).is_ok_and(|f| f.format == FORMAT_V1 || f.format == FORMAT_V2)
 }
 
 /// Why a round bundle was refused, by step (in the order they are checked).
@@ -288,7 +128,10 @@ pub enum RoundError {
     /// The document does not attest these manifest bytes.
     #[error("manifest binding: the attestation's user_data is not the hash of the manifest")]
     ManifestBinding,
-    /// The per-round key's signature over the manifest is missing or wrong.
+    /// The round is not the one the policy expects (another manifest digest).
+    #[error("round: the manifest digest is {actual}, the policy expects {expected}")]
+    Round { expected: String, actual: String },
+    /// A version-1 bundle's per-round key signature over the manifest is missing or wrong.
     #[error("round key: {0}")]
     RoundKey(&'static str),
     /// The challenge nonce is not the expected one.
@@ -303,6 +146,9 @@ pub enum RoundError {
     /// The database read is not the pinned database.
     #[error("database: {field} is {actual}, the policy pins {expected}")]
     Database { field: &'static str, expected: String, actual: String },
+    /// The round ran with another configuration or other assets than the policy pins.
+    #[error("configuration: {field} is {actual}, the policy pins {expected}")]
+    Configuration { field: &'static str, expected: String, actual: String },
     /// The liabilities proofs, chain, totals or root failed.
     #[error("liabilities: {0}")]
     Liabilities(VerifyError),
@@ -320,11 +166,13 @@ impl RoundError {
             Self::Manifest(_) => "manifest",
             Self::Attestation(_) => "attestation",
             Self::ManifestBinding => "manifest-binding",
+            Self::Round { .. } => "round",
             Self::RoundKey(_) => "round-key",
             Self::Nonce { .. } => "nonce",
             Self::Freshness(_) => "freshness",
             Self::Setup(_) => "setup",
             Self::Database { .. } => "database",
+            Self::Configuration { .. } => "configuration",
             Self::Liabilities(_) => "liabilities",
             Self::Consistency(_) => "consistency",
         }
@@ -392,6 +240,7 @@ pub fn verify_setup(
 #[derive(Clone, Debug)]
 pub struct VerifiedRound {
     manifest: Manifest,
+    manifest_digest: [u8; 48],
     document: VerifiedDocument,
     setup: VerifiedSetup,
     liabilities: VerifiedLiabilities,
@@ -401,6 +250,11 @@ impl VerifiedRound {
     /// The attested manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The manifest digest: what identifies this round (and the attestation's `user_data`).
+    pub fn manifest_digest(&self) -> [u8; 48] {
+        self.manifest_digest
     }
 
     /// The round's attestation document.
@@ -417,7 +271,27 @@ impl VerifiedRound {
     pub fn liabilities(&self) -> &VerifiedLiabilities {
         &self.liabilities
     }
+
+    /// What a reader of any report must be told about this round even though it verified: a
+    /// development root instead of AWS's, a version-1 manifest without the read's guards.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if !self.document.root_is_aws() {
+            warnings.push(DEVELOPMENT_ROOT_WARNING);
+        }
+        if !self.manifest.is_v2() {
+            warnings.push(V1_MANIFEST_WARNING);
+        }
+        warnings
+    }
 }
+
+/// The warning every output carries for a bundle verified under a development root.
+pub const DEVELOPMENT_ROOT_WARNING: &str =
+    "verified against a DEVELOPMENT root (emulated NSM): this is NOT an AWS attestation";
+/// The warning for a version-1 round.
+pub const V1_MANIFEST_WARNING: &str = "a version-1 round: its read was not checked against views, row-level \
+     security or shadowed functions in the database, and it records no relations or database OID";
 
 fn pin(field: &'static str, expected: &str, actual: &str) -> Result<(), RoundError> {
     if expected.eq_ignore_ascii_case(actual) {
@@ -427,13 +301,148 @@ fn pin(field: &'static str, expected: &str, actual: &str) -> Result<(), RoundErr
     }
 }
 
+fn exact(field: &'static str, expected: &str, actual: &str) -> Result<(), RoundError> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(RoundError::Database { field, expected: expected.to_owned(), actual: actual.to_owned() })
+    }
+}
+
+/// What a pin needs that a version-1 manifest does not record.
+fn not_recorded(field: &'static str) -> RoundError {
+    RoundError::Database {
+        field,
+        expected: "a recorded value (the policy pins it)".into(),
+        actual: "not recorded (a version-1 round)".into(),
+    }
+}
+
+/// The database step: the cluster, certificate, query, database, role, and where pinned the
+/// database OID, timeline, LSN, relations and RDS instance.
+fn check_database(manifest: &Manifest, policy: &BundlePolicy, min_lsn: Option<u64>) -> Result<(), RoundError> {
+    let db = &manifest.database;
+    let pins = &policy.database;
+    pin("system_identifier", &pins.system_identifier, &db.system_identifier)?;
+    pin("server_cert_sha256", &pins.server_cert_sha256, &db.server_cert_sha256)?;
+    exact("query", &pins.query, &manifest.query)?;
+    exact("database", &pins.name, &db.database)?;
+    exact("role", &pins.role, &db.role)?;
+    if let Some(session) = &db.session_role {
+        exact("session_role", &pins.role, session)?;
+    }
+    if let Some(oid) = pins.database_oid {
+        let actual = db.database_oid.ok_or_else(|| not_recorded("database_oid"))?;
+        exact("database_oid", &oid.to_string(), &actual.to_string())?;
+    }
+    if let Some(timeline) = pins.timeline {
+        exact("timeline", &timeline.to_string(), &db.timeline.to_string())?;
+    }
+    if db.in_recovery && !pins.allow_standby {
+        return Err(RoundError::Database {
+            field: "in_recovery",
+            expected: "a primary".into(),
+            actual: "a standby (allow_standby is not set)".into(),
+        });
+    }
+    if let Some(min) = min_lsn {
+        if parse_lsn(&db.lsn).is_none_or(|lsn| lsn < min) {
+            return Err(RoundError::Database {
+                field: "lsn",
+                expected: format!("at least {}", pins.min_lsn.clone().unwrap_or_default()),
+                actual: db.lsn.clone(),
+            });
+        }
+    }
+    if let Some(pinned) = &pins.relations {
+        let recorded = db.relations.as_ref().ok_or_else(|| not_recorded("relations"))?;
+        let named: Vec<_> = recorded.iter().filter(|r| r.named).collect();
+        let describe = |schema: &str, name: &str| format!("{schema}.{name}");
+        let names = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>().join(", ");
+        let expected = names(&mut pinned.iter().map(|r| describe(&r.schema, &r.name)));
+        let actual = names(&mut named.iter().map(|r| describe(&r.schema, &r.name)));
+        let same_set = named.len() == pinned.len()
+            && pinned.iter().all(|p| named.iter().any(|r| r.schema == p.schema && r.name == p.name));
+        if !same_set {
+            return Err(RoundError::Database { field: "relations", expected, actual });
+        }
+        for p in pinned {
+            let Some(r) = named.iter().find(|r| r.schema == p.schema && r.name == p.name) else { continue };
+            if let Some(oid) = p.oid {
+                if oid != r.oid {
+                    return Err(RoundError::Database {
+                        field: "relation oid",
+                        expected: format!("{} with OID {oid}", describe(&p.schema, &p.name)),
+                        actual: format!("OID {}", r.oid),
+                    });
+                }
+            }
+            if let Some(owner) = &p.owner {
+                if *owner != r.owner {
+                    return Err(RoundError::Database {
+                        field: "relation owner",
+                        expected: format!("{} owned by {owner}", describe(&p.schema, &p.name)),
+                        actual: format!("owned by {}", r.owner),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(pinned) = &pins.rds {
+        let rds = db.rds.as_ref().ok_or_else(|| RoundError::Database {
+            field: "rds",
+            expected: format!("RDS instance {} of account {}", pinned.dbi_resource_id, pinned.account),
+            actual: "no RDS identity recorded".into(),
+        })?;
+        exact("rds.account", &pinned.account, &rds.account)?;
+        exact("rds.dbi_resource_id", &pinned.dbi_resource_id, &rds.dbi_resource_id)?;
+        if let Some(region) = &pinned.region {
+            exact("rds.region", region, &rds.region)?;
+        }
+    }
+    Ok(())
+}
+
+/// The configuration step: the configuration's hash and the assets with their decimals.
+fn check_configuration(
+    manifest: &Manifest,
+    policy: &BundlePolicy,
+    config_sha256: Option<[u8; 32]>,
+) -> Result<(), RoundError> {
+    if let Some(expected) = config_sha256 {
+        if manifest.config_sha256 != expected {
+            return Err(RoundError::Configuration {
+                field: "config_sha256",
+                expected: hex::encode(expected),
+                actual: hex::encode(&manifest.config_sha256),
+            });
+        }
+    }
+    if let Some(assets) = &policy.assets {
+        let show = |it: &mut dyn Iterator<Item = (String, u32)>| {
+            it.map(|(s, d)| format!("{s} ({d} decimals)")).collect::<Vec<_>>().join(", ")
+        };
+        let same = assets.len() == manifest.assets.len()
+            && assets.iter().zip(&manifest.assets).all(|(p, a)| p.symbol == a.symbol && p.decimals == a.decimals);
+        if !same {
+            return Err(RoundError::Configuration {
+                field: "assets",
+                expected: show(&mut assets.iter().map(|a| (a.symbol.clone(), a.decimals))),
+                actual: show(&mut manifest.assets.iter().map(|a| (a.symbol.clone(), a.decimals))),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Verifies a round bundle's bytes against `policy`, trusting `anchor` (the pinned AWS root, or
 /// a development root the caller chose explicitly), with `now_ms` as the current time.
 ///
-/// Order: decode; the round's attestation document (chain at its own time, signature, PCRs,
-/// debug); the manifest binding; the per-round key's signature; the nonce; freshness and
-/// replay; the setup attestation (same image, attests these keys); the database pins; every
-/// batch proof, the sum chain, totals and root; the manifest against the liabilities bundle.
+/// Order: decode; the manifest; the round's attestation document (chain at its own time,
+/// signature, PCRs, debug); the manifest binding; the expected round; (v1) the per-round key's
+/// signature; the nonce; freshness; the setup attestation (same image, attests these keys); the
+/// database pins; the configuration pins; every batch proof, the sum chain, totals and root; the
+/// manifest against the liabilities bundle.
 pub fn verify(
     bytes: &[u8],
     policy: &BundlePolicy,
@@ -443,6 +452,13 @@ pub fn verify(
     let rules = policy.rules()?;
     let wire = RoundBundleWire::decode(bytes).map_err(RoundError::Decode)?;
     let manifest = Manifest::decode(&wire.manifest).map_err(RoundError::Manifest)?;
+    // A v2 manifest inside a v1 envelope (or the reverse) is not something an enclave makes.
+    if manifest.is_v2() != (wire.format == FORMAT_V2) {
+        return Err(RoundError::Decode(BundleError::Field {
+            field: "manifest",
+            problem: "is of another version than the bundle",
+        }));
+    }
 
     let nitro_policy = crate::nitro::Policy {
         expected_pcrs: rules.pcrs.clone(),
@@ -455,17 +471,25 @@ pub fn verify(
     if doc.user_data.as_deref() != Some(digest.as_slice()) {
         return Err(RoundError::ManifestBinding);
     }
-
-    let key_bytes = doc.public_key.as_deref().ok_or(RoundError::RoundKey("the attestation carries no public key"))?;
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes)
-        .map_err(|_| RoundError::RoundKey("the attested public key is not a P-384 point"))?;
-    let signature = p384::ecdsa::Signature::from_slice(&wire.round_signature)
-        .map_err(|_| RoundError::RoundKey("the round signature is malformed"))?;
-    // One signature per manifest: the high-S twin of a valid signature is refused.
-    if signature.normalize_s().is_some() {
-        return Err(RoundError::RoundKey("the round signature is not in low-S form"));
+    if let Some(expected) = rules.manifest_digest {
+        if expected != digest {
+            return Err(RoundError::Round { expected: hex::encode(expected), actual: hex::encode(digest) });
+        }
     }
-    key.verify(&digest, &signature).map_err(|_| RoundError::RoundKey("the round signature does not verify"))?;
+
+    if let Some(round_signature) = &wire.round_signature {
+        let key_bytes =
+            doc.public_key.as_deref().ok_or(RoundError::RoundKey("the attestation carries no public key"))?;
+        let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes)
+            .map_err(|_| RoundError::RoundKey("the attested public key is not a P-384 point"))?;
+        let signature = p384::ecdsa::Signature::from_slice(round_signature)
+            .map_err(|_| RoundError::RoundKey("the round signature is malformed"))?;
+        // One signature per manifest: the high-S twin of a valid signature is refused.
+        if signature.normalize_s().is_some() {
+            return Err(RoundError::RoundKey("the round signature is not in low-S form"));
+        }
+        key.verify(&digest, &signature).map_err(|_| RoundError::RoundKey("the round signature does not verify"))?;
+    }
 
     let carried = doc.nonce.clone().unwrap_or_default();
     if carried != manifest.nonce {
@@ -490,14 +514,6 @@ pub fn verify(
             return Err(RoundError::Freshness(format!(
                 "the round is {} s old; the policy accepts {max_age} s",
                 age_ms / 1000
-            )));
-        }
-    }
-    if let Some(min_round) = policy.round.min_round {
-        if manifest.round < min_round {
-            return Err(RoundError::Freshness(format!(
-                "round {} is older than the lowest accepted round {min_round} (a replay?)",
-                manifest.round
             )));
         }
     }
@@ -534,45 +550,8 @@ pub fn verify(
         return Err(RoundError::Setup("the setup's circuit shape differs from the round's".into()));
     }
 
-    let db = &manifest.database;
-    let pins = &policy.database;
-    pin("system_identifier", &pins.system_identifier, &db.system_identifier)?;
-    pin("server_cert_sha256", &pins.server_cert_sha256, &db.server_cert_sha256)?;
-    if manifest.query != pins.query {
-        return Err(RoundError::Database {
-            field: "query",
-            expected: pins.query.clone(),
-            actual: manifest.query.clone(),
-        });
-    }
-    if let Some(name) = &pins.name {
-        if *name != db.database {
-            return Err(RoundError::Database {
-                field: "database",
-                expected: name.clone(),
-                actual: db.database.clone(),
-            });
-        }
-    }
-    if let Some(timeline) = pins.timeline {
-        pin("timeline", &timeline.to_string(), &db.timeline.to_string())?;
-    }
-    if db.in_recovery && !pins.allow_standby {
-        return Err(RoundError::Database {
-            field: "in_recovery",
-            expected: "a primary".into(),
-            actual: "a standby (allow_standby is not set)".into(),
-        });
-    }
-    if let Some(min) = rules.min_lsn {
-        if parse_lsn(&db.lsn).is_none_or(|lsn| lsn < min) {
-            return Err(RoundError::Database {
-                field: "lsn",
-                expected: format!("at least {}", pins.min_lsn.clone().unwrap_or_default()),
-                actual: db.lsn.clone(),
-            });
-        }
-    }
+    check_database(&manifest, policy, rules.min_lsn)?;
+    check_configuration(&manifest, policy, rules.config_sha256)?;
 
     let liabilities_sha256: [u8; 32] = Sha256::digest(&wire.liabilities).into();
     if manifest.liabilities_sha256 != liabilities_sha256 {
@@ -594,7 +573,7 @@ pub fn verify(
     let liabilities = crate::liabilities::verify(bundle, Some(vk_pin)).map_err(RoundError::Liabilities)?;
     check_consistency(&manifest, liabilities.bundle())?;
 
-    Ok(VerifiedRound { manifest, document, setup, liabilities })
+    Ok(VerifiedRound { manifest, manifest_digest: digest, document, setup, liabilities })
 }
 
 fn check_consistency(manifest: &Manifest, bundle: &Bundle) -> Result<(), RoundError> {

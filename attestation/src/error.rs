@@ -24,6 +24,9 @@ pub enum BundleError {
     /// A `format` this verifier does not know.
     #[error("unknown bundle format {0:?}")]
     UnknownFormat(String),
+    /// A field the bundle's version requires is missing, or one it does not have is present.
+    #[error("{field} {problem}")]
+    Field { field: &'static str, problem: &'static str },
     /// An `attestation` value this verifier cannot check.
     #[error("attestation marker {0:?} is not accepted here: a bare bundle is \"unattested\", and \"nitro-enclave\" only the liabilities part of a round bundle")]
     UnsupportedAttestation(String),
@@ -112,6 +115,15 @@ pub enum InclusionError {
     /// The proof is for another round.
     #[error("the proof is for round {proof}, the bundle is round {bundle}")]
     WrongRound { proof: String, bundle: String },
+    /// The proof names another round's manifest digest.
+    #[error("the proof names the round with manifest digest {proof}; the verified bundle's is {bundle}")]
+    WrongManifest { proof: String, bundle: String },
+    /// A sibling hash of the path that is not a canonical field element.
+    #[error("path level {level}: a sibling is not a canonical field element (hex of 32 bytes)")]
+    BadSibling { level: usize },
+    /// A path level with the wrong number of siblings.
+    #[error("path level {level}: {actual} siblings, expected {expected}")]
+    SiblingCount { level: usize, expected: usize, actual: usize },
     /// The proof names another root.
     #[error("the proof's root differs from the verified bundle's root")]
     WrongRoot,

@@ -35,8 +35,9 @@ pub fn liabilities_bundle(data: &[u8]) {
 /// Decodes `data` as an attested round bundle, its manifests and as a policy file, and verifies
 /// it in full against the built-in AWS root under a fixed policy.
 pub fn round_bundle(data: &[u8]) {
-    use crate::attested::{self, BundlePolicy, RoundBundleWire};
+    use crate::attested::{self, RoundBundleWire};
     use crate::manifest::{Manifest, SetupManifest};
+    use crate::policy::{AttestationRules, BundlePolicy, DatabasePins, RoundRules};
     let _ = Manifest::decode(data);
     let _ = SetupManifest::decode(data);
     if let Ok(text) = std::str::from_utf8(data) {
@@ -50,18 +51,23 @@ pub fn round_bundle(data: &[u8]) {
     let fixed = POLICY.get_or_init(|| {
         let pcr = "00".repeat(48);
         let policy = BundlePolicy {
-            attestation: attested::AttestationRules { allow_debug: true, ..Default::default() },
+            attestation: AttestationRules { allow_debug: true, ..Default::default() },
             pcrs: (0..3).map(|i| (i.to_string(), pcr.clone())).collect(),
-            database: attested::DatabasePins {
+            database: DatabasePins {
                 system_identifier: "1".into(),
                 server_cert_sha256: "00".repeat(32),
                 query: "SELECT 1".into(),
-                name: None,
+                name: "postgres".into(),
+                role: "solvency_reader".into(),
+                database_oid: None,
                 timeline: None,
                 allow_standby: false,
                 min_lsn: None,
+                relations: None,
+                rds: None,
             },
-            round: attested::RoundRules::default(),
+            round: RoundRules::default(),
+            assets: None,
         };
         Some((policy, TrustAnchor::aws_builtin().ok()?))
     });

@@ -10,8 +10,12 @@ use crate::error::InclusionError;
 use crate::liabilities::VerifiedLiabilities;
 use crate::tree::{root_from_path, ARITY};
 
-/// The `format` value of a version-1 inclusion proof.
+/// The `format` value of a version-1 inclusion proof: a proof of an unattested bundle (which has
+/// no manifest), or of a version-1 round.
 pub const FORMAT_V1: &str = "solvency-enclave/inclusion/v1";
+/// The `format` value of a version-2 inclusion proof: v1 and the manifest digest of its
+/// attested round.
+pub const FORMAT_V2: &str = "solvency-enclave/inclusion/v2";
 /// Largest inclusion-proof file read.
 pub const MAX_PROOF_BYTES: usize = 1 << 20;
 
@@ -29,8 +33,12 @@ pub struct Balance {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionProof {
-    /// [`FORMAT_V1`].
+    /// [`FORMAT_V2`] (or [`FORMAT_V1`]).
     pub format: String,
+    /// The manifest digest of the round (hex of 48 bytes): what identifies the round, to compare
+    /// with the digest the auditor accepted and the exchange's published log. Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
     /// The round id, hex.
     pub round_id: String,
     /// The tree root, hex of 32 little-endian bytes.
@@ -65,10 +73,16 @@ impl InclusionProof {
             return Err(InclusionError::Json(format!("{} bytes exceeds the limit of {MAX_PROOF_BYTES}", bytes.len())));
         }
         let proof: Self = serde_json::from_slice(bytes).map_err(|e| InclusionError::Json(e.to_string()))?;
-        if proof.format != FORMAT_V1 {
-            return Err(InclusionError::UnknownFormat(proof.format));
+        match (proof.format.as_str(), &proof.manifest_digest) {
+            (FORMAT_V1, None) => Ok(proof),
+            (FORMAT_V2, Some(digest)) => {
+                manifest_digest_from_hex(digest).ok_or(InclusionError::BadHex { field: "manifest_digest" })?;
+                Ok(proof)
+            }
+            (FORMAT_V1, Some(_)) => Err(InclusionError::Json("a v1 proof has no manifest_digest".into())),
+            (FORMAT_V2, None) => Err(InclusionError::Json("missing field `manifest_digest`".into())),
+            _ => Err(InclusionError::UnknownFormat(proof.format)),
         }
-        Ok(proof)
     }
 
     /// Pretty JSON.
@@ -78,6 +92,11 @@ impl InclusionProof {
     }
 }
 
+/// A manifest digest from hex (48 bytes).
+pub fn manifest_digest_from_hex(text: &str) -> Option<[u8; 48]> {
+    hex::decode(text).ok().and_then(|b| b.try_into().ok())
+}
+
 fn parse_amount(asset: &str, value: &str) -> Result<u64, InclusionError> {
     let bad = || InclusionError::BadAmount { asset: asset.to_owned(), value: value.to_owned() };
     let n = crate::bundle::parse_decimal_u128(value).ok_or_else(bad)?;
@@ -85,9 +104,20 @@ fn parse_amount(asset: &str, value: &str) -> Result<u64, InclusionError> {
 }
 
 /// Checks that the proof's account, salt and balances form a leaf of the verified tree, at an
-/// index that is one of the round's accounts.
-pub fn verify(verified: &VerifiedLiabilities, proof: &InclusionProof) -> Result<VerifiedInclusion, InclusionError> {
+/// index that is one of the round's accounts. `manifest_digest` is the verified round's digest
+/// when the tree came from an attested round: a version-2 proof must name exactly it.
+pub fn verify(
+    verified: &VerifiedLiabilities,
+    manifest_digest: Option<&[u8; 48]>,
+    proof: &InclusionProof,
+) -> Result<VerifiedInclusion, InclusionError> {
     let bundle = verified.bundle();
+    if let (Some(expected), Some(named)) = (manifest_digest, &proof.manifest_digest) {
+        let named = manifest_digest_from_hex(named).ok_or(InclusionError::BadHex { field: "manifest_digest" })?;
+        if named != *expected {
+            return Err(InclusionError::WrongManifest { proof: hex::encode(named), bundle: hex::encode(expected) });
+        }
+    }
     let bundle_round = hex::encode(bundle.round_id);
     if proof.round_id != bundle_round {
         return Err(InclusionError::WrongRound { proof: proof.round_id.clone(), bundle: bundle_round });
@@ -119,9 +149,18 @@ pub fn verify(verified: &VerifiedLiabilities, proof: &InclusionProof) -> Result<
     let path = proof
         .path
         .iter()
-        .map(|level| {
-            let siblings: Vec<Fr> = level.iter().filter_map(|h| element_from_hex(h)).collect();
-            <[Fr; ARITY - 1]>::try_from(siblings).map_err(|_| InclusionError::BadHex { field: "path" })
+        .enumerate()
+        .map(|(depth, level)| {
+            // Every sibling must parse: one bad entry is an error, never silently dropped.
+            let siblings = level
+                .iter()
+                .map(|h| element_from_hex(h).ok_or(InclusionError::BadSibling { level: depth }))
+                .collect::<Result<Vec<Fr>, _>>()?;
+            <[Fr; ARITY - 1]>::try_from(siblings).map_err(|s| InclusionError::SiblingCount {
+                level: depth,
+                expected: ARITY - 1,
+                actual: s.len(),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let leaf = leaf(account_commitment(&proof.account_id, &Salt(salt)), &balances);

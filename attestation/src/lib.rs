@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod amount;
 pub mod attested;
 pub mod bundle;
 pub mod commitment;
@@ -26,7 +27,9 @@ pub mod fuzzing;
 pub mod groth16;
 pub mod inclusion;
 pub mod liabilities;
+pub mod log;
 pub mod manifest;
 pub mod nitro;
+pub mod policy;
 pub mod poseidon;
 pub mod tree;

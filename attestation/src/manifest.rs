@@ -8,8 +8,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha384};
 
-/// The `format` value of a version-1 round manifest.
+/// The `format` value of a version-1 round manifest (still verified; no longer made).
 pub const MANIFEST_FORMAT_V1: &str = "solvency-enclave/manifest/v1";
+/// The `format` value of a version-2 round manifest: v1 plus the guards of the read (relations,
+/// database OID, session role, RDS identity) and the reserves and solvency statement.
+pub const MANIFEST_FORMAT_V2: &str = "solvency-enclave/manifest/v2";
 /// The `format` value of a version-1 setup manifest.
 pub const SETUP_FORMAT_V1: &str = "solvency-enclave/setup/v1";
 /// Largest manifest accepted (the query text dominates).
@@ -35,6 +38,16 @@ pub enum ManifestError {
     /// Another format.
     #[error("unknown format {0:?}")]
     UnknownFormat(String),
+    /// A field a version requires is missing, or one it does not have is present.
+    #[error("{format}: {field} {problem}")]
+    Field {
+        /// The manifest's format.
+        format: &'static str,
+        /// The field.
+        field: &'static str,
+        /// "is missing" or "is not part of this version".
+        problem: &'static str,
+    },
     /// A hash field of the wrong length.
     #[error("{field}: expected {expected} bytes, found {actual}")]
     BadLength {
@@ -74,6 +87,92 @@ pub struct DatabaseIdentity {
     pub server_time: String,
     /// SHA-256 of the server certificate presented in the TLS handshake, hex.
     pub server_cert_sha256: String,
+    /// `session_user`: the role that logged in (v2). The enclave refuses a session whose
+    /// `current_user` differs from it (a role default of `SET role` would switch readers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_role: Option<String>,
+    /// The OID of the database read, from `pg_database` (v2). A database copied with
+    /// `CREATE DATABASE … TEMPLATE` and renamed into place keeps the name but not the OID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_oid: Option<u32>,
+    /// The relations the query reads, as resolved in `pg_catalog` in the read's snapshot (v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Vec<Relation>>,
+    /// The RDS instance the server is, as the AWS API reported it to the enclave (v2, when the
+    /// round configuration names one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rds: Option<RdsIdentity>,
+}
+
+/// One relation the configured query reads, checked in `pg_catalog` before any row was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relation {
+    /// Its schema (`pg_namespace.nspname`).
+    pub schema: String,
+    /// Its name (`pg_class.relname`).
+    pub name: String,
+    /// `pg_class.oid`.
+    pub oid: u32,
+    /// [`RelationKind`]'s name: `table`, `partitioned-table`, `inheritance-parent`, or for a
+    /// relation read through one of those, `partition` or `inheritance-child`.
+    pub kind: String,
+    /// The owning role (`pg_class.relowner`).
+    pub owner: String,
+    /// Whether the query names it (false: read through a named partitioned or inheritance parent).
+    pub named: bool,
+}
+
+/// What kind of relation a read may go through, and how the manifest names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelationKind {
+    /// An ordinary table with no children.
+    Table,
+    /// A partitioned table (its partitions are read and recorded too).
+    PartitionedTable,
+    /// An ordinary table with inheritance children (read too, and recorded).
+    InheritanceParent,
+    /// A partition read through its partitioned table.
+    Partition,
+    /// A child read through its inheritance parent.
+    InheritanceChild,
+}
+
+impl RelationKind {
+    /// The name the manifest records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::PartitionedTable => "partitioned-table",
+            Self::InheritanceParent => "inheritance-parent",
+            Self::Partition => "partition",
+            Self::InheritanceChild => "inheritance-child",
+        }
+    }
+}
+
+/// An Amazon RDS / Aurora instance's identity, read by the enclave from the AWS API over TLS it
+/// terminated itself. `dbi_resource_id` is immutable for the life of an instance: a snapshot
+/// restored into a new instance, or another instance renamed into the old one's name, has another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsIdentity {
+    /// The AWS region of the API endpoint.
+    pub region: String,
+    /// The AWS account that owns the instance (from its ARN).
+    pub account: String,
+    /// `DBInstanceIdentifier` (the instance's name; renamable).
+    pub instance_id: String,
+    /// `DbiResourceId` (immutable).
+    pub dbi_resource_id: String,
+    /// `DBInstanceArn`.
+    pub arn: String,
+    /// `Endpoint/Address`: the host name the enclave connected to and verified.
+    pub endpoint: String,
+    /// `InstanceCreateTime`, as AWS reports it.
+    pub created: String,
+    /// The API endpoint's host name the answer came from.
+    pub api_host: String,
 }
 
 /// One asset of the round and its published total.
@@ -92,9 +191,12 @@ pub struct AssetTotal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// [`MANIFEST_FORMAT_V1`].
+    /// [`MANIFEST_FORMAT_V2`] ([`MANIFEST_FORMAT_V1`] for rounds made before it).
     pub format: String,
-    /// The round number, strictly increasing per deployment.
+    /// The round number: a label the parent chose. It is neither unique nor increasing as far as
+    /// any verifier can tell (a restarted enclave accepts any number); rounds are identified by
+    /// their manifest digest ([`Manifest::digest`]), and freshness comes from the attestation's
+    /// timestamp, the auditor's nonce and the LSN.
     pub round: u64,
     /// The liabilities bundle's random round id.
     #[serde(with = "serde_bytes")]
@@ -204,11 +306,29 @@ impl Manifest {
         encode(self)
     }
 
-    /// Decodes canonical manifest bytes and checks the fixed-length fields.
+    /// Decodes canonical manifest bytes (v1 or v2) and checks the fixed-length fields and that
+    /// the fields of its version, and only those, are present.
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let m: Self = decode_canonical(bytes)?;
-        if m.format != MANIFEST_FORMAT_V1 {
-            return Err(ManifestError::UnknownFormat(m.format));
+        let v2 = match m.format.as_str() {
+            MANIFEST_FORMAT_V1 => false,
+            MANIFEST_FORMAT_V2 => true,
+            _ => return Err(ManifestError::UnknownFormat(m.format)),
+        };
+        let format = if v2 { MANIFEST_FORMAT_V2 } else { MANIFEST_FORMAT_V1 };
+        let db = &m.database;
+        for (field, present, required_in_v2) in [
+            ("database.session_role", db.session_role.is_some(), true),
+            ("database.database_oid", db.database_oid.is_some(), true),
+            ("database.relations", db.relations.is_some(), true),
+            ("database.rds", db.rds.is_some(), false),
+        ] {
+            if present && !v2 {
+                return Err(ManifestError::Field { format, field, problem: "is not part of this version" });
+            }
+            if !present && v2 && required_in_v2 {
+                return Err(ManifestError::Field { format, field, problem: "is missing" });
+            }
         }
         check_len("round_id", &m.round_id, 32)?;
         check_len("config_sha256", &m.config_sha256, 32)?;
@@ -224,8 +344,15 @@ impl Manifest {
         Ok(m)
     }
 
-    /// The attestation document's `user_data` for these manifest bytes:
-    /// `SHA-384("solvency-enclave/manifest/v1" ‖ 0x00 ‖ bytes)`.
+    /// Whether this is a version-2 manifest.
+    pub fn is_v2(&self) -> bool {
+        self.format == MANIFEST_FORMAT_V2
+    }
+
+    /// The manifest digest, which identifies a round and is the attestation document's
+    /// `user_data`: `SHA-384("solvency-enclave/manifest/v1" ‖ 0x00 ‖ bytes)`. The domain stays
+    /// v1's for every version: the format inside the bytes already separates versions, and one
+    /// digest rule lets a published log list rounds of either version.
     pub fn digest(bytes: &[u8]) -> [u8; 48] {
         domain_digest(MANIFEST_FORMAT_V1, bytes)
     }

@@ -19,7 +19,10 @@ fn liabilities_verifies_and_reports_totals() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v = json(&o);
     assert_eq!(v["ok"], true);
-    assert_eq!(v["attested"], false);
+    // A proofs-only check never claims an attestation, and says what it left out.
+    assert!(v.get("attested").is_none());
+    assert_eq!(v["verification"], "proofs-only");
+    assert!(v["warnings"][0].as_str().unwrap().contains("UNATTESTED"), "{v}");
     assert_eq!(v["leaf_count"], 10);
     assert_eq!(v["totals"][0], serde_json::json!({"asset": "BTC", "total": "18446744073859651662"}));
     assert_eq!(v["totals"][1], serde_json::json!({"asset": "ETH", "total": "20446744073833008412"}));
@@ -67,7 +70,9 @@ fn tampered_bundle_fails_naming_the_step() {
 
 #[test]
 fn inclusion_verifies_alice_and_refuses_a_changed_balance() {
-    let o = verify(&["inclusion", "--bundle", BUNDLE, "--proof", ALICE, "--json"]);
+    // An unattested bundle must be named as such; without a policy or --unattested it is a usage error.
+    assert_eq!(verify(&["inclusion", "--bundle", BUNDLE, "--proof", ALICE]).status.code(), Some(2));
+    let o = verify(&["inclusion", "--bundle", BUNDLE, "--proof", ALICE, "--unattested", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v = json(&o);
     assert_eq!(v["account_id"], "alice");
@@ -77,7 +82,7 @@ fn inclusion_verifies_alice_and_refuses_a_changed_balance() {
     let text = std::fs::read_to_string(ALICE).unwrap().replace("\"150000000\"", "\"150000001\"");
     let path = dir.path().join("alice.json");
     std::fs::write(&path, text).unwrap();
-    let o = verify(&["inclusion", "--bundle", BUNDLE, "--proof", path.to_str().unwrap(), "--json"]);
+    let o = verify(&["inclusion", "--bundle", BUNDLE, "--proof", path.to_str().unwrap(), "--unattested", "--json"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(json(&o)["step"], "inclusion");
     assert!(json(&o)["error"].as_str().unwrap().contains("do not hash to the verified root"));
@@ -147,4 +152,77 @@ fn a_root_other_than_aws_is_trusted_only_when_asked() {
         "--json",
     ]);
     assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("chain")));
+}
+
+const V1_ROUND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v1-round");
+
+#[test]
+fn an_attested_round_bundle_needs_a_policy_for_inclusion_and_warnings_reach_the_json() {
+    let bundle = format!("{V1_ROUND}/bundle.cbor");
+    let proof = format!("{V1_ROUND}/inclusion-acct-000000001.json");
+    // The proofs-only path is for unattested bundles: a round bundle is refused there.
+    let o = verify(&["inclusion", "--bundle", &bundle, "--proof", &proof, "--unattested", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(json(&o)["error"].as_str().unwrap().contains("--policy"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::fs::read_to_string(format!("{V1_ROUND}/policy.toml"))
+        .unwrap()
+        .replace("min_round = 1\n", "")
+        .replace("name = \"postgres\"\n", "name = \"postgres\"\nrole = \"solvency_reader\"\n");
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let root = format!("{V1_ROUND}/dev-root.pem");
+    let at = "1796292000000"; // within a day of the round
+    let args = ["inclusion", "--bundle", &bundle, "--proof", &proof, "--policy", policy_path.to_str().unwrap()];
+    let o = verify(&[&args[..], &["--allow-emulated", &root, "--at-ms", at, "--json"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    let warnings: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert!(warnings.iter().any(|w| w.contains("DEVELOPMENT root")), "{v}");
+    assert!(warnings.iter().any(|w| w.contains("version-1 round")), "{v}");
+    assert_eq!(v["bundle"]["aws_attested"], false);
+    let digest = v["manifest_digest"].as_str().unwrap().to_owned();
+
+    // The text report shows amounts with the asset's decimals and keeps the warning.
+    let o = verify(&[&args[..], &["--allow-emulated", &root, "--at-ms", at]].concat());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("WARNING: verified against a DEVELOPMENT root"), "{text}");
+    assert!(text.contains("0.00007919 BTC"), "{text}");
+
+    // The round the auditor accepted is required by digest; another digest is refused.
+    let o = verify(&[&args[..], &["--allow-emulated", &root, "--at-ms", at, "--expect-manifest", &digest]].concat());
+    assert_eq!(o.status.code(), Some(0));
+    let other = "ab".repeat(48);
+    let o = verify(
+        &[&args[..], &["--allow-emulated", &root, "--at-ms", at, "--expect-manifest", &other, "--json"]].concat(),
+    );
+    assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("round")));
+
+    // A published log that lists the round passes; one that does not is refused.
+    let mut log = attestation::log::VerifiedLog::default();
+    let digest_bytes: [u8; 48] = hex::decode(&digest).unwrap().try_into().unwrap();
+    let entry = attestation::log::next_entry(&log, 1, &digest_bytes, &[0; 32], 0);
+    log.push(entry.clone()).unwrap();
+    let log_path = dir.path().join("log.jsonl");
+    std::fs::write(&log_path, format!("{}\n", entry.line())).unwrap();
+    let o = verify(
+        &[
+            &args[..],
+            &["--allow-emulated", &root, "--at-ms", at, "--published-log", log_path.to_str().unwrap(), "--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["bundle"]["published_log"]["head"], log.head());
+    let other_entry = attestation::log::next_entry(&attestation::log::VerifiedLog::default(), 1, &[7; 48], &[0; 32], 0);
+    std::fs::write(&log_path, format!("{}\n", other_entry.line())).unwrap();
+    let o = verify(
+        &[
+            &args[..],
+            &["--allow-emulated", &root, "--at-ms", at, "--published-log", log_path.to_str().unwrap(), "--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!((o.status.code(), json(&o)["step"].as_str()), (Some(1), Some("published-log")));
 }

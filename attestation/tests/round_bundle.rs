@@ -1,18 +1,20 @@
 //! The round bundle's verifier on inputs that need no enclave: the policy file, canonical
 //! decoding, and arbitrary bytes (the end-to-end tests in `parent/tests` verify real bundles).
 
-use attestation::attested::{self, BundlePolicy, RoundBundleWire, FORMAT_V1};
+use attestation::attested::{self, RoundBundleWire, FORMAT_V1, FORMAT_V2};
 use attestation::error::BundleError;
 use attestation::manifest::{ManifestError, SetupManifest};
 use attestation::nitro::TrustAnchor;
+use attestation::policy::{parse_lsn, BundlePolicy};
 use proptest::prelude::*;
 
 fn policy_text() -> String {
     format!(
         "[attestation]\nmax_age_secs = 3600\n\n[pcrs]\n0 = \"{p}\"\n1 = \"{p}\"\n2 = \"{p}\"\n\n\
          [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{c}\"\n\
-         query = \"SELECT account_id, asset, amount FROM balances\"\nmin_lsn = \"0/16B3748\"\n\n\
-         [round]\nmin_round = 3\nnonce = \"abcd\"\n",
+         query = \"SELECT account_id, asset, amount FROM public.balances\"\nname = \"exchange\"\n\
+         role = \"solvency_reader\"\nmin_lsn = \"0/16B3748\"\n\n\
+         [round]\nnonce = \"abcd\"\n",
         p = "11".repeat(48),
         c = "22".repeat(32)
     )
@@ -24,7 +26,7 @@ fn a_policy_file_parses_and_prints_back() {
     assert_eq!(policy.attestation.max_age_secs, Some(3600));
     assert_eq!(policy.attestation.max_skew_secs, 300);
     assert!(!policy.attestation.allow_debug);
-    assert_eq!(policy.round.min_round, Some(3));
+    assert_eq!(policy.round.nonce.as_deref(), Some("abcd"));
     assert_eq!(BundlePolicy::from_toml(&policy.to_toml()).unwrap(), policy);
 }
 
@@ -34,7 +36,8 @@ fn the_documented_policy_example_parses_with_every_key() {
     let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
     let policy = BundlePolicy::from_toml(example).unwrap();
     assert_eq!(policy.pcrs.len(), 3);
-    assert_eq!(policy.round.min_round, Some(42));
+    assert_eq!(policy.database.relations.as_ref().map(Vec::len), Some(1));
+    assert!(policy.database.rds.is_some() && policy.assets.is_some() && policy.round.config_sha256.is_some());
     // The commented-out PCR8 line is a valid pin too.
     let with_pcr8 = example.replace("# 8 = ", "8 = ");
     assert_eq!(BundlePolicy::from_toml(&with_pcr8).unwrap().pcrs.len(), 4);
@@ -54,8 +57,13 @@ fn unusable_policies_are_refused_with_a_reason() {
         (good.replace("[database]", "[db]"), ""),
         (good.replace("nonce = \"abcd\"", "nonce = \"\""), "round.nonce: empty"),
         (good.replace("0/16B3748", "16B3748"), "database.min_lsn"),
-        (good.replace("query = \"SELECT account_id, asset, amount FROM balances\"", "query = \" \""), "database.query"),
+        (
+            good.replace("query = \"SELECT account_id, asset, amount FROM public.balances\"", "query = \" \""),
+            "database.query",
+        ),
         (good.replace("query = ", "# query = "), "query"),
+        (good.replace("name = \"exchange\"", "name = \"\""), "database.name: empty"),
+        (good.replace("[round]", "[round]\nmanifest_digest = \"ab\""), "round.manifest_digest"),
     ];
     for (text, reason) in cases {
         let err = BundlePolicy::from_toml(&text).unwrap_err().to_string();
@@ -65,20 +73,34 @@ fn unusable_policies_are_refused_with_a_reason() {
 
 #[test]
 fn lsns_parse_as_postgresql_prints_them() {
-    assert_eq!(attested::parse_lsn("0/1508240"), Some(0x0150_8240));
-    assert_eq!(attested::parse_lsn("1/0"), Some(1 << 32));
-    assert_eq!(attested::parse_lsn("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
+    assert_eq!(parse_lsn("0/1508240"), Some(0x0150_8240));
+    assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+    assert_eq!(parse_lsn("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
     for bad in ["", "0", "/1", "1/", "0/1/2", "g/1", "123456789/0", "+1/0"] {
-        assert_eq!(attested::parse_lsn(bad), None, "{bad:?}");
+        assert_eq!(parse_lsn(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn policies_written_for_earlier_versions_are_refused_with_the_migration_they_need() {
+    let good = policy_text();
+    let cases = [
+        (good.replace("[round]", "[round]\nmin_round = 3"), "round.min_round was removed"),
+        (good.replace("name = \"exchange\"\n", ""), "database.name is now required"),
+        (good.replace("role = \"solvency_reader\"\n", ""), "database.role is now required"),
+    ];
+    for (text, reason) in cases {
+        let err = BundlePolicy::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains(reason) && err.contains("docs/policy.md#migrating"), "{err} (expected {reason:?})");
     }
 }
 
 fn wire() -> RoundBundleWire {
     RoundBundleWire {
-        format: FORMAT_V1.into(),
+        format: FORMAT_V2.into(),
         manifest: vec![1],
         attestation: vec![2],
-        round_signature: vec![3; 96],
+        round_signature: None,
         setup_manifest: vec![4],
         setup_attestation: vec![5],
         liabilities: vec![6],
@@ -95,10 +117,19 @@ fn round_bundles_decode_only_canonically() {
     assert_eq!(RoundBundleWire::decode(&trailing), Err(BundleError::TrailingBytes { count: 1 }));
     assert!(matches!(RoundBundleWire::decode(&bytes[..bytes.len() - 2]), Err(BundleError::Cbor(_))));
     let mut other = wire();
-    other.format = "solvency-enclave/bundle/v2".into();
+    other.format = "solvency-enclave/bundle/v3".into();
     assert!(matches!(RoundBundleWire::decode(&other.encode()), Err(BundleError::UnknownFormat(_))));
+    // Version 1 carries the per-round signature and version 2 does not.
+    let mut v1 = wire();
+    v1.format = FORMAT_V1.into();
+    assert!(matches!(RoundBundleWire::decode(&v1.encode()), Err(BundleError::Field { field: "round_signature", .. })));
+    v1.round_signature = Some(vec![3; 96]);
+    assert_eq!(RoundBundleWire::decode(&v1.encode()).unwrap(), v1);
+    let mut signed_v2 = wire();
+    signed_v2.round_signature = Some(vec![3; 96]);
+    assert!(matches!(RoundBundleWire::decode(&signed_v2.encode()), Err(BundleError::Field { .. })));
     // The same map with its first entry's key in a longer encoding is not canonical.
-    let mut long = vec![0xa7, 0x78, 6];
+    let mut long = vec![0xa6, 0x78, 6];
     long.extend_from_slice(&bytes[2..]);
     assert!(matches!(RoundBundleWire::decode(&long), Err(BundleError::NonCanonical)));
 }

@@ -7,12 +7,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use attestation::attested::{self, BundlePolicy, RoundBundleWire, VerifiedRound};
+use attestation::attested::{self, RoundBundleWire, VerifiedRound};
 use attestation::bundle::{Bundle, MAX_BUNDLE_BYTES, UNATTESTED};
 use attestation::commitment::element_to_hex;
 use attestation::inclusion::{InclusionProof, MAX_PROOF_BYTES};
 use attestation::liabilities::{verify, VerifiedLiabilities};
+use attestation::log::MAX_LOG_BYTES;
 use attestation::nitro::{self, pem_to_der, Policy, TrustAnchor, MAX_DOCUMENT_BYTES};
+use attestation::policy::BundlePolicy;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -89,17 +91,21 @@ enum Command {
         /// Verify as if now were this time (ms since the Unix epoch).
         #[arg(long)]
         at_ms: Option<u64>,
+        #[command(flatten)]
+        expected: ExpectedRound,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Verify the bundle, then that one account's balances are a leaf of its tree.
+    /// Verify the round bundle against a policy, then that one account's balances are a leaf of
+    /// its tree and the proof names that round.
     Inclusion {
-        /// The bundle (bundle.cbor): a round bundle or a bare liabilities bundle.
+        /// The bundle (bundle.cbor): a round bundle (with --policy), or an unattested bundle made
+        /// offline (with --unattested).
         #[arg(long)]
         bundle: PathBuf,
-        /// For a round bundle: verify it fully against this policy first.
-        #[arg(long)]
+        /// Verify the round bundle fully against this policy first (required for round bundles).
+        #[arg(long, required_unless_present = "unattested")]
         policy: Option<PathBuf>,
         /// With --policy: trust this development root (PEM) instead of the AWS root.
         #[arg(long, value_name = "DEV_ROOT.pem", requires = "policy")]
@@ -107,14 +113,35 @@ enum Command {
         /// The account's inclusion proof (inclusion/<account>.json).
         #[arg(long)]
         proof: PathBuf,
-        /// Require the verifying key to have this SHA-256 (hex); with --policy, pin it in the
-        /// policy's [round] verifying_key_sha256 instead.
+        /// Verify as if now were this time (ms since the Unix epoch).
+        #[arg(long, requires = "policy")]
+        at_ms: Option<u64>,
+        #[command(flatten)]
+        expected: ExpectedRound,
+        /// The bundle is an unattested one made offline (`solvency-enclave prove`): check its
+        /// proofs and the inclusion only; nothing shows which code or database produced it.
         #[arg(long, conflicts_with = "policy")]
+        unattested: bool,
+        /// With --unattested: require the verifying key to have this SHA-256 (hex).
+        #[arg(long, requires = "unattested")]
         expect_vk_sha256: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which round the verifier expects: the digest an auditor accepted, or a published log that
+/// must list it.
+#[derive(clap::Args, Debug, Default)]
+struct ExpectedRound {
+    /// Require this manifest digest (hex of 48 bytes): the round the auditor accepted.
+    #[arg(long, value_name = "DIGEST")]
+    expect_manifest: Option<String>,
+    /// Require the round to be listed in this published log (the exchange's `/v1/log`), whose
+    /// chain is checked; prints the log's head to compare with what others were shown.
+    #[arg(long, value_name = "LOG.jsonl")]
+    published_log: Option<PathBuf>,
 }
 
 /// A failure and the exit code it maps to.
@@ -151,28 +178,63 @@ fn anchor(allow_emulated: &Option<PathBuf>) -> Result<TrustAnchor, Failure> {
     }
 }
 
+/// A round verified, with where it stands in the published log when one was given.
+struct Checked {
+    round: VerifiedRound,
+    /// The published log's head and the round's entry position.
+    listed: Option<(String, u64)>,
+}
+
 fn verified_round(
     bytes: &[u8],
     policy: &PathBuf,
     allow_emulated: &Option<PathBuf>,
     at_ms: Option<u64>,
-) -> Result<VerifiedRound, Failure> {
+    expected: &ExpectedRound,
+) -> Result<Checked, Failure> {
     let text = read_capped(policy, 1 << 20)?;
     let text = String::from_utf8(text).map_err(|_| fail(2, "policy-file", "the policy is not UTF-8"))?;
-    let policy = BundlePolicy::from_toml(&text).map_err(|e| fail(2, "policy-file", e))?;
+    let mut policy = BundlePolicy::from_toml(&text).map_err(|e| fail(2, "policy-file", e))?;
+    if let Some(digest) = &expected.expect_manifest {
+        if attestation::inclusion::manifest_digest_from_hex(digest).is_none() {
+            return Err(fail(2, "arguments", "--expect-manifest must be 96 hex digits"));
+        }
+        policy.round.manifest_digest = Some(digest.to_ascii_lowercase());
+    }
     let anchor = anchor(allow_emulated)?;
     let now = match at_ms {
         Some(t) => t,
         None => now_ms()?,
     };
-    attested::verify(bytes, &policy, &anchor, now).map_err(|e| Failure {
+    let round = attested::verify(bytes, &policy, &anchor, now).map_err(|e| Failure {
         code: 1,
         step: e.step(),
         message: e.to_string(),
-    })
+    })?;
+    let listed = match &expected.published_log {
+        None => None,
+        Some(path) => {
+            let log =
+                attestation::log::parse(&read_capped(path, MAX_LOG_BYTES)?).map_err(|e| fail(1, "published-log", e))?;
+            let entry = log.find(&round.manifest_digest()).ok_or_else(|| {
+                fail(
+                    1,
+                    "published-log",
+                    format!(
+                        "the round (manifest digest {}) is not listed in the published log (head {})",
+                        hex::encode(round.manifest_digest()),
+                        log.head()
+                    ),
+                )
+            })?;
+            Some((log.head(), entry.seq))
+        }
+    };
+    Ok(Checked { round, listed })
 }
 
-fn round_report(v: &VerifiedRound) -> serde_json::Value {
+fn round_report(checked: &Checked) -> serde_json::Value {
+    let v = &checked.round;
     let m = v.manifest();
     let d = v.document().document();
     let setup = v.setup().manifest();
@@ -184,6 +246,10 @@ fn round_report(v: &VerifiedRound) -> serde_json::Value {
     json!({
         "ok": true,
         "aws_attested": v.document().root_is_aws(),
+        "warnings": v.warnings(),
+        "manifest_digest": hex::encode(v.manifest_digest()),
+        "manifest_format": m.format,
+        "published_log": checked.listed.as_ref().map(|(head, seq)| json!({"head": head, "seq": seq})),
         "round": m.round,
         "round_id": hex::encode(&m.round_id),
         "attested_at_ms": d.timestamp_ms,
@@ -193,6 +259,7 @@ fn round_report(v: &VerifiedRound) -> serde_json::Value {
         "software_version": m.software_version,
         "config_sha256": hex::encode(&m.config_sha256),
         "database": m.database,
+        "relations": m.database.relations,
         "query": m.query,
         "rows": m.rows,
         "rows_sha256": m.rows_sha256,
@@ -211,12 +278,13 @@ fn round_report(v: &VerifiedRound) -> serde_json::Value {
         "checks": [
             "attestation: COSE_Sign1, payload, certificate chain to the trusted root at the document's time, ES384 signature",
             "image: PCR0, PCR1, PCR2 equal the policy's; not a debug-mode enclave",
-            "manifest binding: the document's user_data is the manifest's SHA-384",
-            "round key: the attested per-round key signed the manifest",
+            "manifest binding: the document's user_data is the manifest digest",
+            "round: the manifest digest is the expected one (if the policy or --expect-manifest names one)",
             "nonce: the challenge the policy expects (if any) is the one attested",
-            "freshness: age, clock skew, lowest accepted round, challenge deadline",
+            "freshness: the attestation's age and clock skew, the challenge deadline",
             "setup: the keys were generated and attested by an enclave with the same PCR0-2",
-            "database: system identifier and server certificate (and timeline, if pinned) equal the policy's",
+            "database: system identifier, server certificate, query, database name and role equal the policy's (and database OID, timeline, LSN, relations, RDS instance where pinned)",
+            "configuration: the configuration hash and the assets with their decimals (where pinned)",
             "liabilities: every batch proof, the sum chain to the totals, the tree root",
             "consistency: manifest totals, root, counts and proofs equal the liabilities bundle's",
         ],
@@ -231,13 +299,22 @@ fn date(ms: u64) -> String {
         .unwrap_or_else(|| format!("{ms} ms after the epoch"))
 }
 
-fn print_round_report(v: &VerifiedRound) {
+fn print_warnings(warnings: &[&str]) {
+    for w in warnings {
+        println!("WARNING: {w}.");
+    }
+}
+
+fn print_round_report(checked: &Checked) {
+    let v = &checked.round;
     let m = v.manifest();
     let d = v.document().document();
-    if !v.document().root_is_aws() {
-        println!("WARNING: verified against a DEVELOPMENT root (emulated NSM): this is NOT an AWS attestation.");
+    print_warnings(&v.warnings());
+    println!("bundle:      OK, the round with manifest digest {}", hex::encode(v.manifest_digest()));
+    println!("             (the parent labelled it round {}; labels are not unique)", m.round);
+    if let Some((head, seq)) = &checked.listed {
+        println!("published:   entry {seq} of the published log, whose head is {head}");
     }
-    println!("bundle:      OK, round {} ({})", m.round, hex::encode(&m.round_id));
     println!("attested:    {} by module {}", date(d.timestamp_ms), d.module_id);
     println!(
         "setup:       keys made {} in an enclave with the same image, attested {}",
@@ -260,10 +337,33 @@ fn print_round_report(v: &VerifiedRound) {
         if db.in_recovery { "standby" } else { "primary" },
         db.lsn
     );
+    println!(
+        "             database {}{} read as {}",
+        db.database,
+        db.database_oid.map(|o| format!(" (OID {o})")).unwrap_or_default(),
+        db.role
+    );
+    if let Some(rds) = &db.rds {
+        println!(
+            "RDS:         instance {} ({}) of account {} in {}, endpoint {}",
+            rds.instance_id, rds.dbi_resource_id, rds.account, rds.region, rds.endpoint
+        );
+    }
     println!("snapshot:    {} at {} (PostgreSQL {})", db.snapshot, db.server_time, db.server_version);
     println!("server cert: {} (pinned)", db.server_cert_sha256);
-    println!("read:        {} rows as {} from {}, rows SHA-256 {}", m.rows, db.role, db.database, m.rows_sha256);
+    println!("read:        {} rows, rows SHA-256 {}", m.rows, m.rows_sha256);
     println!("query:       {}", m.query);
+    for r in db.relations.iter().flatten() {
+        println!(
+            "relation:    {}.{} (OID {}, {}, owner {}){}",
+            r.schema,
+            r.name,
+            r.oid,
+            r.kind,
+            r.owner,
+            if r.named { "" } else { ", read through its parent" }
+        );
+    }
     println!(
         "proofs:      {} batch proofs of {} accounts verified; keys from an attested setup (vk {})",
         v.liabilities().bundle().batches.len(),
@@ -272,11 +372,18 @@ fn print_round_report(v: &VerifiedRound) {
     );
     println!("accounts:    {}", m.leaf_count);
     for a in &m.assets {
-        println!("total {:<8} {} base units ({} decimals)", a.symbol, a.total, a.decimals);
+        println!("total {:<8} {}", a.symbol, attestation::amount::format_decimal(&a.total, a.decimals, &a.symbol));
     }
 }
 
-fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<VerifiedLiabilities, Failure> {
+/// Verifies a bundle's proofs only. `round_bundles`: whether a round bundle's liabilities part
+/// may be checked this way (the `liabilities` command); inclusion proofs of a round bundle need
+/// its attestation checked against a policy.
+fn verified_bundle(
+    path: &PathBuf,
+    expect_vk: &Option<String>,
+    round_bundles: bool,
+) -> Result<VerifiedLiabilities, Failure> {
     let expected = match expect_vk {
         None => None,
         Some(h) => Some(
@@ -287,9 +394,14 @@ fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<Verifie
         ),
     };
     let bytes = read_capped(path, MAX_BUNDLE_BYTES)?;
-    // A round bundle's liabilities part verifies under its setup's key; the attestation needs
-    // a policy (`solvency-verify bundle`).
     let bundle = if attested::is_round_bundle(&bytes) {
+        if !round_bundles {
+            return Err(fail(
+                2,
+                "arguments",
+                "this is an attested round bundle: verify it with --policy (an auditor's or regulator's policy file)",
+            ));
+        }
         let wire = RoundBundleWire::decode(&bytes).map_err(|e| fail(1, "decode", e))?;
         Bundle::decode_embedded(&wire.liabilities)
     } else {
@@ -299,12 +411,21 @@ fn verified_bundle(path: &PathBuf, expect_vk: &Option<String>) -> Result<Verifie
     verify(bundle, expected).map_err(|e| fail(1, "verify", e))
 }
 
-/// `attested`: whether this run verified the round bundle's attestation against a policy.
-fn summary(v: &VerifiedLiabilities, attested: bool) -> serde_json::Value {
+/// What a proofs-only check leaves unchecked, for every output of it.
+fn proofs_only_warning(v: &VerifiedLiabilities) -> &'static str {
+    if v.bundle().attestation == UNATTESTED {
+        "UNATTESTED bundle: nothing shows which code produced it or which database it read"
+    } else {
+        "only the proofs were checked; the attestation (image, database, setup) was NOT: use `solvency-verify bundle --policy`"
+    }
+}
+
+/// A proofs-only summary (no attestation was checked, and the JSON does not pretend one was).
+fn summary(v: &VerifiedLiabilities) -> serde_json::Value {
     let b = v.bundle();
     json!({
-        "attestation": b.attestation,
-        "attested": attested,
+        "verification": "proofs-only",
+        "warnings": [proofs_only_warning(v)],
         "round_id": hex::encode(b.round_id),
         "root": element_to_hex(&b.root),
         "leaf_count": b.leaf_count,
@@ -315,23 +436,16 @@ fn summary(v: &VerifiedLiabilities, attested: bool) -> serde_json::Value {
     })
 }
 
-fn print_summary(v: &VerifiedLiabilities, attested: bool) {
+fn print_summary(v: &VerifiedLiabilities) {
     let b = v.bundle();
-    if b.attestation == UNATTESTED {
-        println!("WARNING: UNATTESTED bundle: nothing shows which code produced it or which database it read.");
-    } else if !attested {
-        println!(
-            "WARNING: only the proofs were checked; the attestation (image, database, setup) was NOT: \
-             use `solvency-verify bundle --policy` or pass --policy."
-        );
-    }
+    println!("WARNING: {}.", proofs_only_warning(v));
     println!("liabilities: OK ({} batch proofs verified)", b.batches.len());
-    println!("round:       {}", hex::encode(b.round_id));
+    println!("round id:    {}", hex::encode(b.round_id));
     println!("root:        {}", element_to_hex(&b.root));
     println!("accounts:    {}", b.leaf_count);
     println!("vk sha256:   {}", hex::encode(v.verifying_key_sha256()));
     for (a, t) in b.assets.iter().zip(&b.totals) {
-        println!("total {a:<8} {t}");
+        println!("total {a:<8} {t} base units");
     }
 }
 
@@ -405,6 +519,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 let out = json!({
                     "ok": true,
                     "root_is_aws": verified.root_is_aws(),
+                    "warnings": if verified.root_is_aws() { vec![] } else { vec![attested::DEVELOPMENT_ROOT_WARNING] },
                     "verified_at_ms": at_ms,
                     "module_id": d.module_id,
                     "timestamp_ms": d.timestamp_ms,
@@ -416,7 +531,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 println!("{out:#}");
             } else {
                 if !verified.root_is_aws() {
-                    println!("WARNING: verified against a DEVELOPMENT root: this is not an AWS attestation.");
+                    print_warnings(&[attested::DEVELOPMENT_ROOT_WARNING]);
                 }
                 println!("attestation: OK (envelope, payload, chain, signature, policy)");
                 println!("module_id:   {}", d.module_id);
@@ -432,55 +547,99 @@ fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Liabilities { bundle, expect_vk_sha256, json } => {
-            let v = verified_bundle(&bundle, &expect_vk_sha256)?;
+            let v = verified_bundle(&bundle, &expect_vk_sha256, true)?;
             if json {
-                let mut s = summary(&v, false);
+                let mut s = summary(&v);
                 s["ok"] = json!(true);
                 println!("{s:#}");
             } else {
-                print_summary(&v, false);
+                print_summary(&v);
             }
             Ok(())
         }
-        Command::Bundle { bundle, policy, allow_emulated, at_ms, json } => {
+        Command::Bundle { bundle, policy, allow_emulated, at_ms, expected, json } => {
             let bytes = read_capped(&bundle, MAX_BUNDLE_BYTES)?;
-            let v = verified_round(&bytes, &policy, &allow_emulated, at_ms)?;
+            let checked = verified_round(&bytes, &policy, &allow_emulated, at_ms, &expected)?;
             if json {
-                println!("{:#}", round_report(&v));
+                println!("{:#}", round_report(&checked));
             } else {
-                print_round_report(&v);
+                print_round_report(&checked);
             }
             Ok(())
         }
-        Command::Inclusion { bundle, policy, allow_emulated, proof, expect_vk_sha256, json } => {
-            let attested = policy.is_some();
-            let v = match policy {
-                Some(policy) => {
-                    let bytes = read_capped(&bundle, MAX_BUNDLE_BYTES)?;
-                    verified_round(&bytes, &policy, &allow_emulated, None)?.liabilities().clone()
-                }
-                None => verified_bundle(&bundle, &expect_vk_sha256)?,
-            };
+        Command::Inclusion {
+            bundle,
+            policy,
+            allow_emulated,
+            proof,
+            at_ms,
+            expected,
+            unattested,
+            expect_vk_sha256,
+            json,
+        } => {
             let bytes = read_capped(&proof, MAX_PROOF_BYTES)?;
             let p = InclusionProof::from_json(&bytes).map_err(|e| fail(1, "inclusion", e))?;
-            let included = attestation::inclusion::verify(&v, &p).map_err(|e| fail(1, "inclusion", e))?;
+            let checked = match &policy {
+                Some(policy) if !unattested => {
+                    let bytes = read_capped(&bundle, MAX_BUNDLE_BYTES)?;
+                    Some(verified_round(&bytes, policy, &allow_emulated, at_ms, &expected)?)
+                }
+                _ => None,
+            };
+            let proofs_only = match &checked {
+                Some(_) => None,
+                None => {
+                    if expected.expect_manifest.is_some() || expected.published_log.is_some() {
+                        return Err(fail(2, "arguments", "an unattested bundle has no manifest digest to expect"));
+                    }
+                    Some(verified_bundle(&bundle, &expect_vk_sha256, false)?)
+                }
+            };
+            let (liabilities, digest) = match (&checked, &proofs_only) {
+                (Some(c), _) => (c.round.liabilities(), Some(c.round.manifest_digest())),
+                (None, Some(v)) => (v, None),
+                (None, None) => return Err(fail(3, "internal", "no bundle was verified")),
+            };
+            let included = attestation::inclusion::verify(liabilities, digest.as_ref(), &p)
+                .map_err(|e| fail(1, "inclusion", e))?;
+            let decimals: Vec<u32> = match &checked {
+                Some(c) => c.round.manifest().assets.iter().map(|a| a.decimals).collect(),
+                None => Vec::new(),
+            };
             if json {
+                let bundle_report = match &checked {
+                    Some(c) => round_report(c),
+                    None => summary(liabilities),
+                };
                 let out = json!({
                     "ok": true,
+                    "warnings": bundle_report["warnings"].clone(),
                     "account_id": included.account_id,
                     "leaf_index": included.leaf_index,
+                    "manifest_digest": digest.map(hex::encode),
                     "balances": included.balances.iter().map(|(a, x)| json!({"asset": a, "amount": x.to_string()})).collect::<Vec<_>>(),
-                    "bundle": summary(&v, attested),
+                    "bundle": bundle_report,
                 });
                 println!("{out:#}");
             } else {
-                print_summary(&v, attested);
+                match &checked {
+                    Some(c) => print_round_report(c),
+                    None => print_summary(liabilities),
+                }
                 println!(
-                    "inclusion:   OK: account {:?} is leaf {} of the verified tree",
-                    included.account_id, included.leaf_index
+                    "inclusion:   OK: account {:?} is leaf {} of the verified tree{}",
+                    included.account_id,
+                    included.leaf_index,
+                    if p.manifest_digest.is_some() { ", and the proof names this round" } else { "" }
                 );
-                for (a, x) in &included.balances {
-                    println!("balance {a:<6} {x}");
+                for (i, (a, x)) in included.balances.iter().enumerate() {
+                    match decimals.get(i) {
+                        Some(d) => {
+                            println!("balance {a:<6} {}", attestation::amount::with_symbol(u128::from(*x), *d, a))
+                        }
+                        None => println!("balance {a:<6} {x} base units"),
+                    }
                 }
             }
             Ok(())
