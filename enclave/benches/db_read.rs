@@ -51,8 +51,8 @@ fn main() {
     eprintln!("loaded {accounts} rows in {:.1} s", started.elapsed().as_secs_f64());
     let query = match args.get(2).map(String::as_str) {
         None | Some("sorted") => fixture::query("balances"),
-        Some("physical") => "SELECT account_id, asset, amount FROM balances".to_owned(),
-        Some("shuffled") => "SELECT account_id, asset, amount FROM balances ORDER BY md5(account_id)".to_owned(),
+        Some("physical") => "SELECT account_id, asset, amount FROM public.balances".to_owned(),
+        Some("shuffled") => "SELECT account_id, asset, amount FROM public.balances ORDER BY md5(account_id)".to_owned(),
         Some(other) => panic!("unknown order {other:?}: sorted, physical or shuffled"),
     };
     let config = RoundConfig::parse(&cluster.round_config(&query, &[("BTC", 8)]).expect("config"), Path::new("."))

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use enclave::db::guard::GuardError;
 use enclave::db::record::RowDigest;
 use enclave::db::{read_database, DbError, RoundConfig, Session};
 use enclave::ledger::{LedgerError, RowField, RowProblem};
@@ -169,14 +170,15 @@ fn wrong_credentials_and_wrong_column_types_are_errors() {
     wrong_password.database.password_file = Some(cluster.scratch_dir().join("wrong-password"));
     assert!(matches!(rt.block_on(read_over_tcp(&wrong_password)).unwrap_err(), DbError::Connect(_)));
 
-    let float = config(&cluster, "SELECT account_id, asset, amount::float8 FROM balances");
+    let float = config(&cluster, "SELECT account_id, asset, amount::float8 FROM public.balances");
     let err = rt.block_on(read_over_tcp(&float)).unwrap_err();
     assert!(matches!(&err, DbError::Columns(m) if m.contains("float8")), "{err}");
-    let two = config(&cluster, "SELECT account_id, asset FROM balances");
+    let two = config(&cluster, "SELECT account_id, asset FROM public.balances");
     assert!(matches!(rt.block_on(read_over_tcp(&two)).unwrap_err(), DbError::Columns(_)));
-    // The reader role may not write, and the transaction is read-only besides.
     let err = rt.block_on(read_over_tcp(&config(&cluster, "SELECT * FROM no_such_table"))).unwrap_err();
-    assert!(matches!(err, DbError::Query { .. }), "{err}");
+    assert!(matches!(err, DbError::Guard(GuardError::Unqualified { .. })), "{err}");
+    let err = rt.block_on(read_over_tcp(&config(&cluster, "SELECT * FROM public.no_such_table"))).unwrap_err();
+    assert!(matches!(&err, DbError::Guard(GuardError::Missing(name)) if name == "public.no_such_table"), "{err}");
 }
 
 #[test]
@@ -202,7 +204,7 @@ fn every_kind_of_bad_row_is_reported_with_its_account_and_nothing_is_read() {
         )
         .unwrap();
     let rt = runtime();
-    let config = config(&cluster, "SELECT id, asset, amount FROM ledger ORDER BY ctid");
+    let config = config(&cluster, "SELECT id, asset, amount FROM public.ledger ORDER BY ctid");
     let err = rt.block_on(read_over_tcp(&config)).unwrap_err();
     let DbError::Rows(LedgerError::BadRows { errors, omitted: 0 }) = err else { panic!("{err}") };
     let got: Vec<(u64, Option<&str>, RowField, &RowProblem)> =
@@ -226,7 +228,7 @@ fn every_kind_of_bad_row_is_reported_with_its_account_and_nothing_is_read() {
     let empty = config.clone();
     let empty = RoundConfig {
         database: enclave::db::config::DatabaseConfig {
-            query: "SELECT id, asset, amount FROM empty".into(),
+            query: "SELECT id, asset, amount FROM public.empty".into(),
             ..empty.database
         },
         ..empty
@@ -298,14 +300,14 @@ fn a_standby_reports_its_replay_position_and_the_primary_identity() {
     // The standby keeps replaying what the primary writes on its own (checkpoints, running
     // transactions), so the read's position lies between the replay positions around it.
     let replayed =
-        || attestation::attested::parse_lsn(&standby.psql("SELECT pg_last_wal_replay_lsn()").unwrap()).unwrap();
+        || attestation::policy::parse_lsn(&standby.psql("SELECT pg_last_wal_replay_lsn()").unwrap()).unwrap();
     let before = replayed();
     let read = rt.block_on(read_over_tcp(&config)).unwrap();
     let after = replayed();
     let id = &read.record.identity;
     assert!(id.in_recovery);
     assert_eq!(id.system_identifier, primary.psql("SELECT system_identifier FROM pg_control_system()").unwrap());
-    let lsn = attestation::attested::parse_lsn(&id.lsn).unwrap();
+    let lsn = attestation::policy::parse_lsn(&id.lsn).unwrap();
     assert!(before <= lsn && lsn <= after, "{} not within {before:#x}..={after:#x}", id.lsn);
     assert_eq!(read.ledger.totals(), fixture::expected_totals(50, 2));
 }

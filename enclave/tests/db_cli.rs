@@ -65,7 +65,7 @@ fn check_db_exit_codes_name_the_failure() {
     let bad = write_config(
         &cluster,
         "bad.toml",
-        &cluster.round_config("SELECT id, asset, amount FROM bad", &ASSETS).unwrap(),
+        &cluster.round_config("SELECT id, asset, amount FROM public.bad", &ASSETS).unwrap(),
     );
     let o = enclave(&["check-db", "--config", str(&bad)]);
     assert_eq!(o.status.code(), Some(1));

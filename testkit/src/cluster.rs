@@ -69,11 +69,14 @@ pub struct ClusterOptions {
     /// The pg_hba authentication method for TCP clients: `scram-sha-256`, or a weaker one
     /// (`password`, `md5`) to test that clients refuse it.
     pub auth_method: &'static str,
+    /// More host names the server certificate names, besides `localhost` and 127.0.0.1 (an
+    /// RDS endpoint's name, say, reached through a proxy that maps it to this cluster).
+    pub extra_names: Vec<String>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { tls: true, auth_method: "scram-sha-256" }
+        Self { tls: true, auth_method: "scram-sha-256", extra_names: Vec::new() }
     }
 }
 
@@ -92,13 +95,20 @@ pub struct ServerIdentity {
 impl ServerIdentity {
     /// A fresh CA and a server certificate for `localhost` and 127.0.0.1.
     pub fn generate() -> Result<Self, ClusterError> {
+        Self::generate_for(&[])
+    }
+
+    /// A fresh CA and a server certificate for `localhost`, 127.0.0.1 and `extra_names`.
+    pub fn generate_for(extra_names: &[String]) -> Result<Self, ClusterError> {
         let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         ca.distinguished_name.push(rcgen::DnType::CommonName, "solvency testkit CA");
         let ca_cert = ca.self_signed(&ca_key)?;
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut server = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        names.extend(extra_names.iter().cloned());
+        let mut server = rcgen::CertificateParams::new(names)?;
         server.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
         let cert = server.signed_by(&key, &ca_cert, &ca_key)?;
         Ok(Self {
@@ -108,6 +118,11 @@ impl ServerIdentity {
             key_pem: key.serialize_pem(),
             key_pkcs8: key.serialize_der(),
         })
+    }
+
+    /// The server certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
     }
 
     /// The server's private key, PKCS#8 DER.
@@ -206,7 +221,7 @@ impl PrivateCluster {
             bin,
             owner,
             port: 0,
-            identity: ServerIdentity::generate()?,
+            identity: ServerIdentity::generate_for(&options.extra_names)?,
             ca_path: dir.path().join("ca.pem"),
             reader_password: random_password(),
             replication_password: random_password(),
@@ -325,10 +340,15 @@ impl PrivateCluster {
 
     /// Runs SQL as the superuser over the private socket; returns unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> Result<String, ClusterError> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`PrivateCluster::psql`] in another database of the cluster.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Result<String, ClusterError> {
         let output = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.socket_dir())
-            .args(["-p", &self.port.to_string(), "-U", ADMIN_ROLE, "-d", "postgres", "-c", sql])
+            .args(["-p", &self.port.to_string(), "-U", ADMIN_ROLE, "-d", database, "-c", sql])
             .env_remove("PGPASSWORD")
             .output()
             .map_err(io("running psql"))?;

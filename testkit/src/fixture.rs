@@ -35,9 +35,10 @@ pub fn expected_totals(accounts: u64, assets: usize) -> Vec<u128> {
     (0..assets).map(|j| (1..=accounts).map(|i| u128::from(base_units(i, j))).sum()).collect()
 }
 
-/// The query the enclave is configured with for a fixture table.
+/// The query the enclave is configured with for a fixture table (in the `public` schema; the
+/// enclave requires schema-qualified names).
 pub fn query(table: &str) -> String {
-    format!("SELECT account_id, asset, amount FROM {table} ORDER BY account_id, asset")
+    format!("SELECT account_id, asset, amount FROM public.{table} ORDER BY account_id, asset")
 }
 
 impl PrivateCluster {

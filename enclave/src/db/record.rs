@@ -14,15 +14,23 @@ use sha2::{Digest, Sha256};
 /// The domain separator that starts the row digest.
 pub const ROW_DIGEST_DOMAIN: &[u8] = b"solvency-enclave/database-rows/v1";
 
-/// The query run as the transaction's first statement: it fixes the snapshot and reads the
-/// cluster's identity in the same instant.
-pub(super) const IDENTITY_QUERY: &str = "SELECT s.system_identifier::text, c.timeline_id::text, \
-     pg_is_in_recovery()::text, \
-     (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text, \
-     pg_current_snapshot()::text, current_setting('server_version'), current_setting('server_version_num'), \
-     current_database()::text, current_user::text, \
-     to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
-     FROM pg_control_system() AS s, pg_control_checkpoint() AS c";
+/// The query that, right after [`super::guard::TRANSACTION_SETTINGS`], fixes the snapshot and
+/// reads the cluster's identity in the same instant. Every function and relation is
+/// schema-qualified, so nothing in the reader's search path can stand in for them.
+pub(super) const IDENTITY_QUERY: &str = "SELECT s.system_identifier::pg_catalog.text, c.timeline_id::pg_catalog.text, \
+     pg_catalog.pg_is_in_recovery()::pg_catalog.text, \
+     (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
+      ELSE pg_catalog.pg_current_wal_lsn() END)::pg_catalog.text, \
+     pg_catalog.pg_current_snapshot()::pg_catalog.text, pg_catalog.current_setting('server_version'), \
+     pg_catalog.current_setting('server_version_num'), \
+     pg_catalog.current_database()::pg_catalog.text, current_user::pg_catalog.text, \
+     pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.statement_timestamp()), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+     session_user::pg_catalog.text, \
+     (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())::pg_catalog.text \
+     FROM pg_catalog.pg_control_system() AS s, pg_catalog.pg_control_checkpoint() AS c";
+
+/// Columns of [`IDENTITY_QUERY`].
+const IDENTITY_COLUMNS: usize = 12;
 
 /// What identifies the database and the snapshot, read before any row (defined with the
 /// manifest that attests it).
@@ -92,8 +100,8 @@ pub(super) fn parse_identity(
     let number = |i: usize| -> Result<u32, String> {
         text(i)?.parse::<u32>().map_err(|_| format!("column {i} is not a number"))
     };
-    if columns.len() != 10 {
-        return Err(format!("{} columns, expected 10", columns.len()));
+    if columns.len() != IDENTITY_COLUMNS {
+        return Err(format!("{} columns, expected {IDENTITY_COLUMNS}", columns.len()));
     }
     Ok(DatabaseIdentity {
         system_identifier: text(0)?,
@@ -107,6 +115,11 @@ pub(super) fn parse_identity(
         role: text(8)?,
         server_time: text(9)?,
         server_cert_sha256: hex::encode(server_cert_sha256),
+        session_role: Some(text(10)?),
+        database_oid: Some(number(11)?),
+        // Filled in once the query's relations are checked, before any row is read.
+        relations: None,
+        rds: None,
     })
 }
 
@@ -147,6 +160,8 @@ mod tests {
             Some("exchange"),
             Some("solvency_reader"),
             Some("2026-11-25T06:00:00.000000Z"),
+            Some("solvency_reader"),
+            Some("16384"),
         ];
         let id = parse_identity(&good, [0xab; 32]).unwrap();
         assert_eq!((id.timeline, id.in_recovery, id.server_version_num), (1, false, 150018));
@@ -154,7 +169,7 @@ mod tests {
         let mut missing = good;
         missing[3] = None;
         assert!(parse_identity(&missing, [0; 32]).is_err());
-        assert!(parse_identity(&good[..9], [0; 32]).is_err());
+        assert!(parse_identity(&good[..11], [0; 32]).is_err());
         let mut bad = good;
         bad[1] = Some("one");
         assert!(parse_identity(&bad, [0; 32]).is_err());
