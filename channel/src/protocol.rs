@@ -39,6 +39,29 @@ pub struct RoundRequest {
     /// It is not part of the round configuration, so it is never hashed into a manifest.
     #[serde(default)]
     pub database_password: Option<Secret>,
+    /// AWS credentials for the enclave's own calls to the AWS API (an RDS instance's identity).
+    /// They authenticate the enclave's requests; what AWS answers comes over TLS the enclave
+    /// terminates, so whoever holds them cannot answer in AWS's name.
+    #[serde(default)]
+    pub aws_credentials: Option<AwsCredentials>,
+}
+
+/// AWS credentials (an access key, or temporary credentials with their session token).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsCredentials {
+    /// The access key id (not secret).
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: Secret,
+    /// The session token of temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
 }
 
 /// A secret that never prints (`Debug` shows `<redacted>`).

@@ -58,19 +58,43 @@ pub enum ProxyError {
     },
 }
 
+/// One destination the proxy may connect to, named as the enclave names it, and optionally
+/// where to connect for it instead of resolving the name (like curl's `--resolve`: a fixed
+/// address for a name, or a local stand-in in tests). TLS still checks the name inside the
+/// enclave, so a wrong address only fails the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// Host name as the enclave requests it.
+    pub host: String,
+    /// Port as the enclave requests it.
+    pub port: u16,
+    /// Where to connect instead, if not to `host:port`.
+    pub connect_to: Option<(String, u16)>,
+}
+
+impl From<(String, u16)> for Destination {
+    fn from((host, port): (String, u16)) -> Self {
+        Self { host, port, connect_to: None }
+    }
+}
+
 /// Destinations the proxy may connect to.
 #[derive(Clone, Debug, Default)]
-pub struct Allowlist(Vec<(String, u16)>);
+pub struct Allowlist(Vec<Destination>);
 
 impl Allowlist {
-    /// An allowlist of exactly these `(host, port)` pairs.
-    pub fn new(entries: impl IntoIterator<Item = (String, u16)>) -> Self {
-        Self(entries.into_iter().collect())
+    /// An allowlist of exactly these destinations.
+    pub fn new<D: Into<Destination>>(entries: impl IntoIterator<Item = D>) -> Self {
+        Self(entries.into_iter().map(Into::into).collect())
     }
 
     /// Whether `host:port` may be reached (host names compare case-insensitively).
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        self.0.iter().any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+        self.find(host, port).is_some()
+    }
+
+    fn find(&self, host: &str, port: u16) -> Option<&Destination> {
+        self.0.iter().find(|d| d.port == port && d.host.eq_ignore_ascii_case(host))
     }
 }
 
@@ -105,15 +129,18 @@ async fn relay(
 ) -> Result<(), ProxyError> {
     let request: ConnectRequest = read_one(&mut stream, HANDSHAKE_LIMIT).await?;
     let refuse = |reason: String| ProxyError::Refused { host: request.host.clone(), port: request.port, reason };
-    let allowed = allowlist.allows(&request.host, request.port);
+    let destination = allowlist.find(&request.host, request.port);
+    let allowed = destination.is_some();
     decided(&request.host, request.port, allowed);
-    if !allowed {
+    let Some(destination) = destination else {
         tracing::warn!(host = %request.host, port = request.port, "refused: destination not on the allowlist");
         let reason = "destination not on the allowlist".to_owned();
         write_one(&mut stream, &ConnectReply::Refused(reason.clone()), HANDSHAKE_LIMIT).await?;
         return Err(refuse(reason));
-    }
-    let mut upstream = match TcpStream::connect((request.host.as_str(), request.port)).await {
+    };
+    let (connect_host, connect_port) =
+        destination.connect_to.clone().unwrap_or_else(|| (request.host.clone(), request.port));
+    let mut upstream = match TcpStream::connect((connect_host.as_str(), connect_port)).await {
         Ok(upstream) => upstream,
         Err(e) => {
             let reason = format!("unreachable: {e}");

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aws;
 pub mod bench;
 pub mod circuit;
 pub mod csv_input;
@@ -36,8 +37,10 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod net;
 pub mod nsm;
 pub mod output;
 pub mod prover;
 pub mod round;
 pub mod service;
+pub mod tls;

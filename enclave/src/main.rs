@@ -67,6 +67,10 @@ enum Command {
         /// Accept round configurations with `channel_binding = "prefer"` (development only).
         #[arg(long)]
         allow_channel_binding_prefer: bool,
+        /// Accept round configurations that send the AWS API calls to another endpoint, such as
+        /// a local AWS API server (development and tests only).
+        #[arg(long)]
+        allow_development_aws_endpoint: bool,
         /// Bad rows listed before the rest are only counted.
         #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
         max_errors: usize,
@@ -365,16 +369,19 @@ fn read_database(config: &enclave::db::RoundConfig, max_errors: usize) -> anyhow
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_message("reading rows");
-    let result = runtime.block_on(async {
-        let mut session = enclave::db::connect_tcp(config).await?;
-        let snapshot = session.snapshot().await?;
-        let read =
-            snapshot.read(config, max_errors, &mut |rows| spinner.set_message(format!("{rows} rows read"))).await;
-        read
-    });
+    // An RDS instance's identity is read with the operator's own AWS credentials.
+    let aws = enclave::aws::credentials_from_env();
+    let result = runtime.block_on(enclave::db::attested_read(
+        config,
+        &enclave::net::Route::Direct,
+        max_errors,
+        aws.as_ref(),
+        &mut |rows| spinner.set_message(format!("{rows} rows read")),
+    ));
     spinner.finish_and_clear();
     result.map_err(|e| match e {
         enclave::db::DbError::Rows(rows) => Refused(rows.to_string()).into(),
+        enclave::db::DbError::Guard(_) => Refused(e.to_string()).into(),
         enclave::db::DbError::Config(c) => Usage(c.to_string()).into(),
         other => anyhow::Error::new(other),
     })
@@ -393,13 +400,19 @@ fn print_record(r: &enclave::db::DatabaseRecord) {
     println!("rows: {} (rows SHA-256 {})", r.rows, r.rows_sha256);
 }
 
+/// What `serve` relaxes for development.
+struct Relaxed {
+    channel_binding_prefer: bool,
+    development_aws_endpoint: bool,
+}
+
 fn serve(
     listen: channel::Address,
     proxy: channel::Address,
     nsm: NsmChoice,
     emulated_root: Option<PathBuf>,
     password: enclave::service::PasswordSource,
-    allow_channel_binding_prefer: bool,
+    relaxed: Relaxed,
     max_errors: usize,
 ) -> anyhow::Result<()> {
     let backend = match (nsm, emulated_root) {
@@ -422,7 +435,8 @@ fn serve(
                 proxy,
                 max_errors,
                 password,
-                allow_channel_binding_prefer,
+                allow_channel_binding_prefer: relaxed.channel_binding_prefer,
+                allow_development_aws_endpoint: relaxed.development_aws_endpoint,
             },
         )?;
         let listener = channel::Listener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
@@ -443,6 +457,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             password_file,
             password_from_parent,
             allow_channel_binding_prefer,
+            allow_development_aws_endpoint,
             max_errors,
         } => {
             let password = match (password_env, password_file, password_from_parent) {
@@ -455,7 +470,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                     )
                 }
             };
-            serve(listen, proxy, nsm, emulated_root, password, allow_channel_binding_prefer, max_errors)
+            let relaxed = Relaxed {
+                channel_binding_prefer: allow_channel_binding_prefer,
+                development_aws_endpoint: allow_development_aws_endpoint,
+            };
+            serve(listen, proxy, nsm, emulated_root, password, relaxed, max_errors)
         }
         Command::ProveOffline { accounts, assets, proving } => {
             enclave::output::check_free(&proving.out).map_err(|e| Refused(e.to_string()))?;

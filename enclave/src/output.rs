@@ -109,7 +109,7 @@ pub fn write_round(dir: &Path, round: &ProvedRound, extra: &[(&str, &[u8])]) -> 
         }
         let inclusion = staging.join("inclusion");
         io("create", &inclusion, fs::create_dir(&inclusion))?;
-        for proof in round.inclusion_proofs() {
+        for proof in round.inclusion_proofs(None) {
             write_synced(&inclusion.join(file_name(&proof.account_id)), proof.to_json().as_bytes())?;
         }
         sync_dir(&inclusion)?;

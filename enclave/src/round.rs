@@ -8,7 +8,7 @@ use attestation::bundle::{Batch, Bundle, UNATTESTED};
 use attestation::commitment::{
     account_commitment, element_to_hex, leaf_from_elements, sum_commitment, RoundContext, Salt,
 };
-use attestation::inclusion::{encode_path, Balance, InclusionProof, FORMAT_V1};
+use attestation::inclusion::{encode_path, Balance, InclusionProof, FORMAT_V1, FORMAT_V2};
 use attestation::tree::{Levels, TreeShape};
 use rand::seq::SliceRandom;
 use rand::{CryptoRng, RngCore};
@@ -56,9 +56,10 @@ impl ProvedRound {
         self.plan.accounts.len()
     }
 
-    /// One inclusion proof per account, in leaf order, made as the iterator is advanced.
-    pub fn inclusion_proofs(&self) -> impl Iterator<Item = InclusionProof> + '_ {
-        self.plan.inclusion_proofs()
+    /// One inclusion proof per account, in leaf order, made as the iterator is advanced. Proofs of
+    /// an attested round name its manifest digest (version 2); an unattested round's do not.
+    pub fn inclusion_proofs(&self, manifest_digest: Option<[u8; 48]>) -> impl Iterator<Item = InclusionProof> + '_ {
+        self.plan.inclusion_proofs(manifest_digest)
     }
 }
 
@@ -138,15 +139,18 @@ pub fn plan_round<R: RngCore + CryptoRng>(
 
 impl RoundPlan {
     /// One inclusion proof per account, in leaf order, made as the iterator is advanced.
-    pub fn inclusion_proofs(&self) -> impl Iterator<Item = InclusionProof> + '_ {
+    pub fn inclusion_proofs(&self, manifest_digest: Option<[u8; 48]>) -> impl Iterator<Item = InclusionProof> + '_ {
         let b = self.shape.batch_size as usize;
+        let format = if manifest_digest.is_some() { FORMAT_V2 } else { FORMAT_V1 };
+        let manifest_digest = manifest_digest.map(hex::encode);
         let round_id = hex::encode(self.round_id);
         let root = element_to_hex(&self.top.root());
         self.accounts.iter().zip(&self.salts).enumerate().map(move |(index, (account, salt))| {
             let mut path = self.subtrees[index / b].path(index % b);
             path.extend(self.top.path(index / b));
             InclusionProof {
-                format: FORMAT_V1.to_owned(),
+                format: format.to_owned(),
+                manifest_digest: manifest_digest.clone(),
                 round_id: round_id.clone(),
                 root: root.clone(),
                 account_id: account.id.clone(),

@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use attestation::attested::{verify_setup, RoundBundleWire, VerifiedSetup, EMBEDDED};
-use attestation::manifest::{AssetTotal, Manifest, SetupManifest, MANIFEST_FORMAT_V1, SETUP_FORMAT_V1};
+use attestation::manifest::{AssetTotal, Manifest, SetupManifest, MANIFEST_FORMAT_V2, SETUP_FORMAT_V1};
 use channel::protocol::{FromEnclave, InclusionEntry, RoundRequest, Stage, ToEnclave, CHUNK_BYTES};
 use channel::{Address, FrameError, Framed, Listener, Stream};
-use p384::ecdsa::signature::Signer;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
@@ -64,6 +63,9 @@ pub struct ServiceConfig {
     pub password: PasswordSource,
     /// Accept round configurations that only prefer SCRAM channel binding (development).
     pub allow_channel_binding_prefer: bool,
+    /// Accept round configurations that point the AWS API elsewhere (a local AWS API server in
+    /// development and tests).
+    pub allow_development_aws_endpoint: bool,
 }
 
 /// Why a request failed, with the class the parent sees.
@@ -90,7 +92,7 @@ impl ServiceError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Refused(_) => "refused",
-            Self::Database(DbError::Rows(_) | DbError::Config(_)) => "refused",
+            Self::Database(DbError::Rows(_) | DbError::Config(_) | DbError::Guard(_)) => "refused",
             Self::Database(_) => "database",
             Self::Nsm(_) | Self::Channel(_) | Self::Internal(_) => "internal",
         }
@@ -115,7 +117,6 @@ pub struct Enclave {
     config: ServiceConfig,
     /// PCR0–2 of this enclave: keys are accepted only from a setup with the same image.
     image: BTreeMap<u8, Vec<u8>>,
-    last_round: Option<u64>,
 }
 
 impl Enclave {
@@ -125,7 +126,7 @@ impl Enclave {
         for i in 0..3u8 {
             image.insert(i, nsm.describe_pcr(u16::from(i))?);
         }
-        Ok(Self { nsm: Arc::new(Mutex::new(nsm)), config, image, last_round: None })
+        Ok(Self { nsm: Arc::new(Mutex::new(nsm)), config, image })
     }
 
     /// Serves requests on `listener`, one at a time, for as long as the process runs.
@@ -277,15 +278,11 @@ impl Enclave {
         Ok(keys)
     }
 
-    /// Checks a round request before any keys are sent: its number, nonce, deadline and
-    /// configuration, with the password source and channel binding this enclave requires.
+    /// Checks a round request before any keys are sent: its nonce, deadline and configuration,
+    /// with the password source and channel binding this enclave requires. The round number is
+    /// the parent's label and is not checked: rounds are identified by their manifest digest,
+    /// and an enclave's memory of numbers would not survive a restart anyway.
     fn accept_round(&self, request: &RoundRequest, started_ms: u64) -> Result<RoundConfig, ServiceError> {
-        if let Some(last) = self.last_round.filter(|last| request.round <= *last) {
-            return Err(refused(format!(
-                "round {} is not after round {last}, the last this enclave accepted",
-                request.round
-            )));
-        }
         let nonce_limit = attestation::nitro::document_limits::MAX_USER_DATA_BYTES;
         if request.nonce.len() > nonce_limit {
             return Err(refused(format!("a {}-byte nonce is over the NSM's {nonce_limit}", request.nonce.len())));
@@ -301,6 +298,13 @@ impl Enclave {
         if config.database.channel_binding == ChannelBindingPolicy::Prefer && !self.config.allow_channel_binding_prefer
         {
             return Err(refused("the round configuration relaxes channel binding; this enclave requires it"));
+        }
+        if config.database.rds.as_ref().is_some_and(|r| r.is_development())
+            && !self.config.allow_development_aws_endpoint
+        {
+            return Err(refused(
+                "the round configuration points the AWS API at another endpoint; this enclave trusts only AWS's",
+            ));
         }
         let given = request.database_password.as_ref();
         match (&self.config.password, given) {
@@ -334,8 +338,6 @@ impl Enclave {
         let started_ms = now_ms();
         let config = self.accept_round(&request, started_ms)?;
         let setup = self.check_setup(&request, &config)?;
-        // The number is used from here on, whatever happens: no number is attested twice.
-        self.last_round = Some(request.round);
         framed.send(&FromEnclave::SendKeys).await?;
         let keys = self.receive_keys(framed, &request, &setup).await?;
         let setup_manifest = request.setup_manifest.clone();
@@ -391,13 +393,13 @@ impl RoundWork {
         let progress = |stage, done, total| {
             let _ = events.try_send(FromEnclave::Progress { stage, done, total });
         };
-        let mut session =
-            crate::db::connect_via_proxy(&self.config, &self.proxy).await.map_err(ServiceError::Database)?;
-        let snapshot = session.snapshot().await.map_err(ServiceError::Database)?;
-        let read = snapshot
-            .read(&self.config, self.max_errors, &mut |rows| progress(Stage::Reading, rows, 0))
-            .await
-            .map_err(ServiceError::Database)?;
+        let route = crate::net::Route::Proxy(self.proxy.clone());
+        let aws = self.request.aws_credentials.clone().or_else(crate::aws::credentials_from_env);
+        let read = crate::db::attested_read(&self.config, &route, self.max_errors, aws.as_ref(), &mut |rows| {
+            progress(Stage::Reading, rows, 0)
+        })
+        .await
+        .map_err(ServiceError::Database)?;
         tracing::info!(rows = read.record.rows, accounts = read.ledger.accounts.len(), "read; proving");
 
         let mut round_id = [0u8; 32];
@@ -425,7 +427,7 @@ impl RoundWork {
         let liabilities = attestation::bundle::encode_wire(&wire);
         let record = read.record;
         let manifest = Manifest {
-            format: MANIFEST_FORMAT_V1.to_owned(),
+            format: MANIFEST_FORMAT_V2.to_owned(),
             round: self.request.round,
             round_id: round_id.to_vec(),
             software_version: SOFTWARE_VERSION.to_owned(),
@@ -460,26 +462,19 @@ impl RoundWork {
         }
         let manifest_bytes = manifest.encode();
         let digest = Manifest::digest(&manifest_bytes);
-        // A fresh key per round, its public half attested: it signs the manifest here, and the
-        // round's outputs can be checked against it without another attestation.
-        let round_key = p384::ecdsa::SigningKey::random(&mut OsRng);
-        let public_key = round_key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
-        let signature: p384::ecdsa::Signature = round_key.sign(&digest);
-        // Low-S form, the only one verifiers accept.
-        let signature = signature.normalize_s().unwrap_or(signature);
         let attestation_document = {
             let mut nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
             nsm.attestation_document(&AttestationRequest {
                 user_data: Some(digest.to_vec()),
                 nonce: (!self.request.nonce.is_empty()).then(|| self.request.nonce.clone()),
-                public_key: Some(public_key),
+                public_key: None,
             })?
         };
         let bundle = RoundBundleWire {
-            format: attestation::attested::FORMAT_V1.to_owned(),
+            format: attestation::attested::FORMAT_V2.to_owned(),
             manifest: manifest_bytes,
             attestation: attestation_document,
-            round_signature: signature.to_bytes().to_vec(),
+            round_signature: None,
             setup_manifest: self.setup_manifest,
             setup_attestation: self.request.setup_attestation,
             liabilities,
@@ -494,7 +489,7 @@ impl RoundWork {
         }
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
-        for proof in proved.inclusion_proofs() {
+        for proof in proved.inclusion_proofs(Some(digest)) {
             let json = proof.to_json();
             batch_bytes += json.len() + proof.account_id.len();
             batch.push(InclusionEntry { account_id: proof.account_id, json });

@@ -1,8 +1,9 @@
-//! TLS to the database, ending inside the enclave: rustls (ring provider) with a certificate
-//! verifier that accepts only the configured pin — a CA (with the host name checked) or the
-//! exact server certificate's SHA-256 — and remembers the certificate the server presented, so
-//! the round's database record can name it. Everything else about the handshake (signatures,
-//! protocol versions) is rustls's own checking.
+//! TLS from inside the enclave to the database, chain endpoints and the AWS API, ending in this
+//! process: rustls (ring provider) with a certificate verifier that accepts only the configured
+//! pin — CAs (with the host name checked: a configured CA, a built-in bundle such as the AWS RDS
+//! roots, or the Mozilla roots compiled into the image) or the exact server certificate's
+//! SHA-256 — and remembers the certificate the server presented, so a record can name it.
+//! Everything else about the handshake (signatures, protocol versions) is rustls's own checking.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +14,23 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use super::config::ServerPin;
+/// How a server's certificate is pinned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerPin {
+    /// Certificates (DER) of the CAs the server's chain must end at; the host name is checked.
+    Ca(Vec<Vec<u8>>),
+    /// SHA-256 of the server certificate's DER: that certificate and no other.
+    Sha256([u8; 32]),
+    /// The Mozilla root programme's CAs, compiled into the image (`webpki-roots`); the host name
+    /// is checked.
+    WebPki,
+}
+
+/// The certificates of a PEM file, DER-encoded.
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem).map(|c| c.map(|c| c.to_vec()).map_err(|e| e.to_string())).collect()
+}
 
 /// What the verifier saw of the server during the handshake.
 #[derive(Clone, Debug, Default)]
@@ -82,7 +99,7 @@ impl ServerCertVerifier for PinnedVerifier {
         seen.der = Some(end_entity.to_vec());
         if let Err(e) = &result {
             seen.refusal = Some(match &self.check {
-                Check::Ca(_) => format!("the server certificate does not verify against the pinned CA: {e}"),
+                Check::Ca(_) => format!("the server certificate does not verify against the pinned CAs: {e}"),
                 Check::Sha256(expected) => format!(
                     "the server certificate's SHA-256 is {}, not the pinned {}",
                     hex::encode(Sha256::digest(end_entity.as_ref())),
@@ -121,10 +138,15 @@ pub fn client_config(pin: &ServerPin) -> Result<(rustls::ClientConfig, Presented
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let check = match pin {
         ServerPin::Sha256(expected) => Check::Sha256(*expected),
-        ServerPin::Ca(cas) => {
+        ServerPin::Ca(_) | ServerPin::WebPki => {
             let mut roots = rustls::RootCertStore::empty();
-            for der in cas {
-                roots.add(CertificateDer::from(der.clone()))?;
+            match pin {
+                ServerPin::Ca(cas) => {
+                    for der in cas {
+                        roots.add(CertificateDer::from(der.clone()))?;
+                    }
+                }
+                _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             }
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()

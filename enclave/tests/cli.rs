@@ -104,7 +104,7 @@ fn a_good_ledger_is_proven_and_verifies() {
     for id in ["alice", "bob/../x", "carol ü"] {
         let path = out.join("inclusion").join(file_name(id));
         let proof = InclusionProof::from_json(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(attestation::inclusion::verify(&verified, &proof).unwrap().account_id, id);
+        assert_eq!(attestation::inclusion::verify(&verified, None, &proof).unwrap().account_id, id);
     }
     assert_eq!(std::fs::read_dir(out.join("inclusion")).unwrap().count(), 3);
     // No staging directory is left behind.

@@ -18,7 +18,7 @@ use proptest::prelude::*;
 
 /// Every inclusion proof of a round, made at once (fine for the small rounds of these tests).
 fn proofs(round: &enclave::round::ProvedRound) -> Vec<InclusionProof> {
-    round.inclusion_proofs().collect()
+    round.inclusion_proofs(None).collect()
 }
 
 fn ledger(n: usize, assets: usize, seed: u64) -> Ledger {
@@ -69,7 +69,7 @@ fn honest_round_verifies_with_exact_totals_and_every_inclusion_proof() {
     assert_eq!(verified.bundle().batches.len(), 3);
     assert_eq!(proofs(&round).len(), 10);
     for p in &proofs(&round) {
-        let ok = inclusion::verify(&verified, p).unwrap();
+        let ok = inclusion::verify(&verified, None, p).unwrap();
         let original = l.accounts.iter().find(|a| a.id == p.account_id).unwrap();
         let balances: Vec<u64> = ok.balances.iter().map(|(_, b)| *b).collect();
         assert_eq!(balances, original.balances);
@@ -156,47 +156,47 @@ fn tampered_inclusion_proofs_are_refused() {
     let round = three_batch_round(7);
     let verified = reverify(&round.bundle).unwrap();
     let good = proofs(&round)[5].clone();
-    assert!(inclusion::verify(&verified, &good).is_ok());
+    assert!(inclusion::verify(&verified, None, &good).is_ok());
 
     let mut p = good.clone();
     p.balances[0].amount = (p.balances[0].amount.parse::<u64>().unwrap_or(0) ^ 1).to_string();
-    assert_eq!(inclusion::verify(&verified, &p), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &p), Err(InclusionError::NotInTree));
 
     let mut p = good.clone();
     p.account_id.push('x');
-    assert_eq!(inclusion::verify(&verified, &p), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &p), Err(InclusionError::NotInTree));
 
     let mut p = good.clone();
     p.salt = hex::encode([0u8; 32]);
-    assert_eq!(inclusion::verify(&verified, &p), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &p), Err(InclusionError::NotInTree));
 
     let mut p = good.clone();
     p.path[0].swap(0, 1);
-    assert_eq!(inclusion::verify(&verified, &p), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &p), Err(InclusionError::NotInTree));
 
     let mut p = good.clone();
     p.path.swap(0, 1);
-    assert_eq!(inclusion::verify(&verified, &p), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &p), Err(InclusionError::NotInTree));
 
     let mut p = good.clone();
     p.leaf_index ^= 1;
-    assert_eq!(inclusion::verify(&verified, &p), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &p), Err(InclusionError::NotInTree));
 
     let mut p = good.clone();
     p.path.pop();
-    assert!(matches!(inclusion::verify(&verified, &p), Err(InclusionError::PathLength { .. })));
+    assert!(matches!(inclusion::verify(&verified, None, &p), Err(InclusionError::PathLength { .. })));
 
     let mut p = good.clone();
     p.round_id = hex::encode([9u8; 32]);
-    assert!(matches!(inclusion::verify(&verified, &p), Err(InclusionError::WrongRound { .. })));
+    assert!(matches!(inclusion::verify(&verified, None, &p), Err(InclusionError::WrongRound { .. })));
 
     let mut p = good.clone();
     p.balances.swap(0, 1);
-    assert!(matches!(inclusion::verify(&verified, &p), Err(InclusionError::AssetMismatch { .. })));
+    assert!(matches!(inclusion::verify(&verified, None, &p), Err(InclusionError::AssetMismatch { .. })));
 
     let mut p = good;
     p.balances[0].amount = "18446744073709551616".into();
-    assert!(matches!(inclusion::verify(&verified, &p), Err(InclusionError::BadAmount { .. })));
+    assert!(matches!(inclusion::verify(&verified, None, &p), Err(InclusionError::BadAmount { .. })));
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn paths_to_padding_or_unproven_leaves_are_refused() {
     let mut padding = last.clone();
     padding.leaf_index = 10;
     assert_eq!(
-        inclusion::verify(&verified, &padding),
+        inclusion::verify(&verified, None, &padding),
         Err(InclusionError::IndexOutOfRange { index: 10, leaf_count: 10 })
     );
 
@@ -226,7 +226,7 @@ fn paths_to_padding_or_unproven_leaves_are_refused() {
     let mut path = made_up.path(0);
     path.extend(Levels::build(vec![made_up.root(); 3], 1, 1).path(0));
     forged.path = attestation::inclusion::encode_path(&path);
-    assert_eq!(inclusion::verify(&verified, &forged), Err(InclusionError::NotInTree));
+    assert_eq!(inclusion::verify(&verified, None, &forged), Err(InclusionError::NotInTree));
 
     // ...and a bundle claiming that made-up tree's root is refused, because the verifier computes
     // every node above the batch roots itself.
@@ -234,14 +234,14 @@ fn paths_to_padding_or_unproven_leaves_are_refused() {
     claimed.root = Levels::build(vec![made_up.root(); 3], 1, 1).root();
     assert_eq!(reverify(&claimed).unwrap_err(), VerifyError::RootMismatch);
     forged.root = element_to_hex(&claimed.root);
-    assert_eq!(inclusion::verify(&verified, &forged), Err(InclusionError::WrongRoot));
+    assert_eq!(inclusion::verify(&verified, None, &forged), Err(InclusionError::WrongRoot));
 }
 
 #[test]
 fn single_account_single_batch_round() {
     let round = prove(BatchShape { batch_size: 1, assets: 1 }, ledger(1, 1, 9), 9);
     let verified = reverify(&round.bundle).unwrap();
-    assert!(inclusion::verify(&verified, &proofs(&round)[0]).is_ok());
+    assert!(inclusion::verify(&verified, None, &proofs(&round)[0]).is_ok());
     assert!(proofs(&round)[0].path.is_empty());
 }
 
@@ -264,12 +264,12 @@ proptest! {
         prop_assert_eq!(&verified.bundle().totals, &l.totals());
         prop_assert_eq!(verified.bundle().leaf_count, n as u64);
         for p in &proofs(&round) {
-            prop_assert!(inclusion::verify(&verified, p).is_ok());
+            prop_assert!(inclusion::verify(&verified, None, p).is_ok());
             let mut altered: InclusionProof = p.clone();
             let last = altered.balances.len() - 1;
             let amount: u64 = altered.balances[last].amount.parse().unwrap();
             altered.balances[last].amount = amount.wrapping_add(1).to_string();
-            prop_assert!(inclusion::verify(&verified, &altered).is_err());
+            prop_assert!(inclusion::verify(&verified, None, &altered).is_err());
         }
     }
 }

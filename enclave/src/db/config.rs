@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ledger::MAX_DECIMALS;
+pub use crate::tls::ServerPin;
 
 /// Why a round configuration is unusable.
 #[allow(missing_docs)] // fields are named for what they hold
@@ -16,8 +17,12 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Syntax(#[from] toml::de::Error),
-    #[error("[database] needs exactly one of `server_ca` and `server_cert_sha256`")]
+    #[error("[database] needs exactly one of `server_ca`, `server_ca_bundle` and `server_cert_sha256`")]
     ServerPin,
+    #[error("`server_ca_bundle` {0:?} is not a built-in bundle (the one there is: \"aws-rds\")")]
+    Bundle(String),
+    #[error("[database.rds]: {0}")]
+    Rds(String),
     #[error("`server_cert_sha256` must be 64 hex digits (the SHA-256 of the server certificate's DER)")]
     Fingerprint,
     #[error("`server_ca` {path}: {reason}")]
@@ -74,14 +79,35 @@ pub struct DatabaseConfig {
     pub server_ca: Option<PathBuf>,
     /// Hex SHA-256 of the exact server certificate (DER).
     pub server_cert_sha256: Option<String>,
+    /// A CA bundle compiled into the image: `"aws-rds"`, the Amazon RDS certificate authorities
+    /// (with the host name checked, so an RDS instance can be pinned without a file).
+    #[serde(default)]
+    pub server_ca_bundle: Option<String>,
+    /// The Amazon RDS instance this database is, whose identity the enclave reads from the AWS API.
+    #[serde(default)]
+    pub rds: Option<crate::aws::rds::RdsConfig>,
     /// Channel binding policy.
     #[serde(default)]
     pub channel_binding: ChannelBindingPolicy,
     /// Seconds allowed to connect and authenticate.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
-    /// The query: returns (account id, asset symbol, amount in whole units of the asset).
+    /// The query: returns (account id, asset symbol, amount in whole units of the asset). Every
+    /// relation it names must be schema-qualified.
     pub query: String,
+    /// Let the query read a partitioned table (its partitions are checked and recorded).
+    #[serde(default)]
+    pub allow_partitioned: bool,
+    /// Let the query read a table with inheritance children (they are checked and recorded).
+    #[serde(default)]
+    pub allow_inheritance: bool,
+}
+
+impl DatabaseConfig {
+    /// The parent relations the configuration lets the query read through.
+    pub fn allowances(&self) -> super::guard::Allowances {
+        super::guard::Allowances { partitioned: self.allow_partitioned, inheritance: self.allow_inheritance }
+    }
 }
 
 fn default_connect_timeout() -> u64 {
@@ -108,15 +134,6 @@ pub struct RoundConfig {
     pub assets: Vec<AssetConfig>,
 }
 
-/// How the server's certificate is pinned.
-#[derive(Clone, Debug)]
-pub enum ServerPin {
-    /// Certificates (DER) of the CAs the server's chain must end at; the host name is checked.
-    Ca(Vec<Vec<u8>>),
-    /// SHA-256 of the server certificate's DER: that certificate and no other.
-    Sha256([u8; 32]),
-}
-
 /// A password that never prints: the same type the parent sends one in.
 pub type Password = channel::protocol::Secret;
 
@@ -132,7 +149,8 @@ impl RoundConfig {
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let mut config: Self = toml::from_str(text)?;
         let db = &mut config.database;
-        if db.server_ca.is_some() == db.server_cert_sha256.is_some() {
+        let pins = [db.server_ca.is_some(), db.server_cert_sha256.is_some(), db.server_ca_bundle.is_some()];
+        if pins.iter().filter(|p| **p).count() != 1 {
             return Err(ConfigError::ServerPin);
         }
         // Neither is fine where the password comes from elsewhere (an enclave that takes it from
@@ -140,7 +158,8 @@ impl RoundConfig {
         if db.password_env.is_some() && db.password_file.is_some() {
             return Err(ConfigError::PasswordSources);
         }
-        for path in [&mut db.server_ca, &mut db.password_file].into_iter().flatten() {
+        let rds_ca = db.rds.as_mut().and_then(|r| r.api_ca.as_mut());
+        for path in [&mut db.server_ca, &mut db.password_file].into_iter().flatten().chain(rds_ca) {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
@@ -155,12 +174,21 @@ impl RoundConfig {
             return Err(ConfigError::Decimals { symbol: a.symbol.clone() });
         }
         config.server_pin()?;
+        if let Some(rds) = &config.database.rds {
+            rds.endpoint().map_err(ConfigError::Rds)?;
+        }
         Ok(config)
     }
 
     /// The server pin, with the CA file read.
     pub fn server_pin(&self) -> Result<ServerPin, ConfigError> {
         let db = &self.database;
+        if let Some(bundle) = &db.server_ca_bundle {
+            return match bundle.as_str() {
+                "aws-rds" => Ok(ServerPin::Ca(crate::aws::rds::ca_roots())),
+                other => Err(ConfigError::Bundle(other.to_owned())),
+            };
+        }
         if let Some(hex_pin) = &db.server_cert_sha256 {
             let mut pin = [0u8; 32];
             hex::decode_to_slice(hex_pin.trim(), &mut pin).map_err(|_| ConfigError::Fingerprint)?;
@@ -169,7 +197,7 @@ impl RoundConfig {
         let path = db.server_ca.as_ref().ok_or(ConfigError::ServerPin)?;
         let ca_error = |reason: String| ConfigError::Ca { path: path.clone(), reason };
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let certs = x509_pem_certificates(&pem).map_err(ca_error)?;
+        let certs = crate::tls::pem_certificates(&pem).map_err(ca_error)?;
         if certs.is_empty() {
             return Err(ca_error("no CERTIFICATE block".into()));
         }
@@ -205,13 +233,6 @@ impl RoundConfig {
     pub fn decimals(&self) -> Vec<u32> {
         self.assets.iter().map(|a| a.decimals).collect()
     }
-}
-
-fn x509_pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .map(|c| c.map(|c| c.to_vec()).map_err(|e| e.to_string()))
-        .collect()
 }
 
 #[cfg(test)]

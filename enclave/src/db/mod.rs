@@ -5,13 +5,15 @@
 
 pub mod config;
 pub mod copy_text;
+pub mod guard;
 pub mod record;
 pub mod session;
-pub mod tls;
 
 pub use config::{ConfigError, RoundConfig};
 pub use record::{DatabaseIdentity, DatabaseRecord};
-pub use session::{connect_tcp, connect_via_proxy, read_database, DatabaseRead, Session, Snapshot};
+pub use session::{
+    attested_read, connect, connect_tcp, connect_via_proxy, read_database, DatabaseRead, Session, Snapshot,
+};
 
 use crate::ledger::LedgerError;
 
@@ -39,6 +41,8 @@ pub enum DbError {
     Query { what: &'static str, source: tokio_postgres::Error },
     #[error("the database identity query: {0}")]
     Identity(String),
+    #[error("refusing the read: {0}")]
+    Guard(guard::GuardError),
     #[error("the query's result: {0}")]
     Columns(String),
     #[error("the connection failed after {rows} row(s) were read; nothing was proven: {}", chain(.source))]
@@ -47,6 +51,10 @@ pub enum DbError {
     CopyFormat { row: u64, reason: copy_text::CopyFormatError },
     #[error(transparent)]
     Rows(#[from] LedgerError),
+    #[error("the database's RDS identity: {0}")]
+    Aws(crate::aws::AwsError),
+    #[error("the round configuration names an RDS instance, and no AWS credentials were given to read its identity")]
+    AwsCredentials,
 }
 
 /// The error and its causes, since tokio-postgres keeps the reason (the server's message, the

@@ -1,8 +1,9 @@
 //! One attested read: connect over a caller-supplied stream with TLS pinned and SCRAM, open a
-//! `REPEATABLE READ, READ ONLY` transaction whose first statement records the database's
-//! identity, then stream the configured query through `COPY ... TO STDOUT` into the ledger,
-//! digesting every row. Memory holds the ledger being built and one protocol message, never
-//! the result set.
+//! `REPEATABLE READ, READ ONLY` transaction that first pins its own name resolution and row
+//! security ([`super::guard::TRANSACTION_SETTINGS`]) and then records the database's identity,
+//! check what the configured query reads ([`super::guard`]), then stream it through
+//! `COPY ... TO STDOUT` into the ledger, digesting every row. Memory holds the ledger being built
+//! and one protocol message, never the result set.
 
 use std::time::Duration;
 
@@ -15,10 +16,13 @@ use tokio_postgres::{Client, IsolationLevel, SimpleQueryMessage, Transaction};
 
 use super::config::{ChannelBindingPolicy, DatabaseConfig, Password, RoundConfig, ServerPin};
 use super::copy_text::{CopyFormatError, CopyTextDecoder, Fields};
+use super::guard::{self, GuardError, QueryNames, TRANSACTION_SETTINGS};
 use super::record::{parse_identity, DatabaseIdentity, DatabaseRecord, RowDigest, IDENTITY_QUERY};
-use super::tls::{client_config, PresentedCertificate};
 use super::DbError;
+use crate::aws::AwsCredentials;
 use crate::ledger::{Ledger, LedgerBuilder};
+use crate::net::{self, NetError, Route};
+use crate::tls::{client_config, PresentedCertificate};
 
 /// Rows between progress reports.
 const PROGRESS_EVERY: u64 = 1 << 16;
@@ -100,8 +104,9 @@ impl Session {
         Ok(Self { client, server_cert_sha256, connection })
     }
 
-    /// Opens the read's transaction and records the database's identity in its first
-    /// statement, which also fixes the snapshot every later statement sees.
+    /// Opens the read's transaction, pins its name resolution and row security, and records the
+    /// database's identity in its first query, which also fixes the snapshot every later
+    /// statement sees. A session whose role switched after login is refused.
     pub async fn snapshot(&mut self) -> Result<Snapshot<'_>, DbError> {
         let tx = self
             .client
@@ -112,7 +117,7 @@ impl Session {
             .await
             .map_err(|source| DbError::Query { what: "starting the read-only transaction", source })?;
         let messages = tx
-            .simple_query(IDENTITY_QUERY)
+            .simple_query(&format!("{TRANSACTION_SETTINGS}; {IDENTITY_QUERY}"))
             .await
             .map_err(|source| DbError::Query { what: "reading the database identity", source })?;
         let row = messages
@@ -124,6 +129,12 @@ impl Session {
             .ok_or_else(|| DbError::Identity("no row".into()))?;
         let columns: Vec<Option<&str>> = (0..row.len()).map(|i| row.get(i)).collect();
         let identity = parse_identity(&columns, self.server_cert_sha256).map_err(DbError::Identity)?;
+        if let Some(session) = identity.session_role.as_ref().filter(|s| **s != identity.role) {
+            return Err(DbError::Guard(GuardError::RoleSwitched {
+                session: session.clone(),
+                current: identity.role.clone(),
+            }));
+        }
         Ok(Snapshot { tx, identity })
     }
 }
@@ -195,6 +206,9 @@ impl Snapshot<'_> {
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<DatabaseRead, DbError> {
         let query = config.query();
+        let names = QueryNames::parse(query).map_err(DbError::Guard)?;
+        let relations =
+            guard::check(&self.tx, query, &names, config.database.allowances()).await.map_err(DbError::Guard)?;
         let statement =
             self.tx.prepare(query).await.map_err(|source| DbError::Query { what: "preparing the query", source })?;
         check_columns(statement.columns())?;
@@ -229,44 +243,69 @@ impl Snapshot<'_> {
         progress(row);
         self.tx.commit().await.map_err(|source| DbError::Query { what: "ending the transaction", source })?;
         let ledger = builder.finish()?;
-        let record = DatabaseRecord {
-            identity: self.identity,
-            query: query.to_owned(),
-            rows: row,
-            rows_sha256: hex::encode(digest.finish()),
-        };
+        let mut identity = self.identity;
+        identity.relations = Some(relations);
+        let record =
+            DatabaseRecord { identity, query: query.to_owned(), rows: row, rows_sha256: hex::encode(digest.finish()) };
         Ok(DatabaseRead { ledger, record })
     }
 }
 
-/// Connects directly over TCP to the configured host and port (an operator's dry run, tests);
-/// inside an enclave the stream comes from the vsock proxy instead.
-pub async fn connect_tcp(config: &RoundConfig) -> Result<Session, DbError> {
+/// Connects along `route` to the configured host and port: straight over TCP for an operator's
+/// dry run and tests, or through the parent's proxy inside an enclave, where the proxy relays
+/// bytes to the host if its allowlist has it and TLS runs between this process and the database.
+pub async fn connect(config: &RoundConfig, route: &Route) -> Result<Session, DbError> {
     let db = &config.database;
     let pin = config.server_pin()?;
     let password = config.password()?;
     let timeout = Duration::from_secs(db.connect_timeout_secs);
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((db.host.as_str(), db.port)))
+    let stream = tokio::time::timeout(timeout, net::connect(route, &db.host, db.port))
         .await
         .map_err(|_| DbError::Timeout(db.connect_timeout_secs))?
-        .map_err(|source| DbError::Tcp { host: db.host.clone(), port: db.port, source })?;
-    // Small protocol messages in both directions; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
+        .map_err(|e| match e {
+            NetError::Proxy(p) => DbError::Proxy(p),
+            NetError::Tcp { host, port, source } => DbError::Tcp { host, port, source },
+            other => DbError::Identity(other.to_string()),
+        })?;
     Session::connect(stream, db, &pin, &password).await
 }
 
-/// Connects through the parent's proxy at `proxy` (inside an enclave, `vsock://3:PORT`): the
-/// proxy relays bytes to the configured host and port if its allowlist has them, and TLS runs
-/// between this process and the database.
+/// Connects directly over TCP (see [`connect`]).
+pub async fn connect_tcp(config: &RoundConfig) -> Result<Session, DbError> {
+    connect(config, &Route::Direct).await
+}
+
+/// Connects through the parent's proxy at `proxy` (see [`connect`]).
 pub async fn connect_via_proxy(config: &RoundConfig, proxy: &channel::Address) -> Result<Session, DbError> {
-    let db = &config.database;
-    let pin = config.server_pin()?;
-    let password = config.password()?;
-    let timeout = Duration::from_secs(db.connect_timeout_secs);
-    let stream = tokio::time::timeout(timeout, channel::proxy::connect_via(proxy, &db.host, db.port))
+    connect(config, &Route::Proxy(proxy.clone())).await
+}
+
+/// The whole attested read along `route`: connect, snapshot, guards, stream, validate, and for an
+/// RDS instance its identity from the AWS API (signed with `aws`), checked against the host the
+/// connection verified.
+pub async fn attested_read(
+    config: &RoundConfig,
+    route: &Route,
+    limit: usize,
+    aws: Option<&AwsCredentials>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<DatabaseRead, DbError> {
+    let mut session = connect(config, route).await?;
+    let mut read = session.snapshot().await?.read(config, limit, progress).await?;
+    if let Some(rds) = &config.database.rds {
+        let credentials = aws.ok_or(DbError::AwsCredentials)?;
+        let identity = crate::aws::rds::read_identity(
+            route,
+            rds,
+            &config.database.host,
+            credentials,
+            std::time::SystemTime::now(),
+        )
         .await
-        .map_err(|_| DbError::Timeout(db.connect_timeout_secs))??;
-    Session::connect(stream, db, &pin, &password).await
+        .map_err(DbError::Aws)?;
+        read.record.identity.rds = Some(identity);
+    }
+    Ok(read)
 }
 
 /// The whole read over `stream`: connect, snapshot, stream, validate.
