@@ -3,7 +3,9 @@
 # Installed as /opt/solvency/bin/solvency-publish and run by solvency-publish.timer.
 #
 # What is published, per round n: rounds/<n>/bundle.cbor (what GET /v1/rounds/{n} serves) and
-# rounds/<n>/summary.json, under s3://$PUBLISH_BUCKET/$PUBLISH_PREFIX/. Never the inclusion
+# rounds/<n>/summary.json, under s3://$PUBLISH_BUCKET/$PUBLISH_PREFIX/; and each line of the
+# store's append-only round log (log.jsonl, what GET /v1/log serves) as log/<seq, 20 digits>.json,
+# so that anyone can rebuild the log from the bucket and compare its head. Never the inclusion
 # proofs in rounds/<n>/inclusion/: each one reveals a user's balances, so they are handed to
 # each user alone (GET /v1/rounds/{n}/inclusion/{account}, behind the admin token).
 #
@@ -79,3 +81,23 @@ for dir in "$store"/rounds/*/; do
   published=$((published + 1))
 done
 echo "$published new round(s) published; latest round $latest"
+
+# The log, one object per line. A line is never changed once written (the parent refuses to open
+# a store whose log was edited), so If-None-Match refusing a different object under a used key is
+# exactly the rewrite this is meant to expose.
+logged=0
+if [[ -f $store/log.jsonl ]]; then
+  line_file=$(mktemp)
+  trap 'rm -f "$line_file"' EXIT
+  seq=0
+  while IFS= read -r line; do
+    name=$(printf '%020d' "$seq")
+    seq=$((seq + 1))
+    [[ -e $done_dir/log-$name ]] && continue
+    printf '%s\n' "$line" >"$line_file"
+    put_once "$line_file" "$prefix/log/$name.json" application/json
+    touch "$done_dir/log-$name"
+    logged=$((logged + 1))
+  done <"$store/log.jsonl"
+fi
+echo "$logged new log line(s) published"

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::store::log::RoundIdentity;
 use crate::store::{Store, StoreError};
 
 /// Why a request to the enclave failed.
@@ -211,8 +212,10 @@ pub async fn setup(
 /// What a finished round left in the store.
 #[derive(Clone, Debug)]
 pub struct StoredRound {
-    /// The round number.
+    /// The round number (the parent's label).
     pub round: u64,
+    /// The manifest digest: what identifies the round.
+    pub manifest_digest: [u8; 48],
     /// The attested manifest.
     pub manifest: Manifest,
     /// Inclusion proofs stored.
@@ -269,7 +272,7 @@ pub async fn prove(
         return Err(e);
     }
 
-    let (mut pending, manifest, accounts) = loop {
+    let (mut pending, manifest, accounts, identity) = loop {
         match receive(&mut framed).await? {
             FromEnclave::Progress { stage, done, total } => progress(stage, done, total),
             FromEnclave::Failed { kind, message } => return Err(failed(kind, message)),
@@ -295,9 +298,12 @@ pub async fn prove(
                 if manifest.nonce != nonce {
                     return Err(protocol("the round does not carry the challenge nonce"));
                 }
+                let identity = RoundIdentity::of_bundle(&bundle)
+                    .map_err(|e| protocol(format!("the bundle's attestation: {e}")))?;
                 let mut pending = store.begin(round)?;
                 pending.write_bundle(&bundle)?;
-                break (pending, manifest, accounts);
+                pending.set_identity(identity)?;
+                break (pending, manifest, accounts, identity);
             }
             other => return Err(protocol(format!("unexpected {other:?} during a round"))),
         }
@@ -320,6 +326,8 @@ pub async fn prove(
         return Err(protocol(format!("{stored} inclusion proofs received, {accounts} announced")));
     }
     let summary = serde_json::json!({
+        "manifest_digest": hex::encode(identity.manifest_digest),
+        "attested_ms": identity.attested_ms,
         "round": round,
         "round_id": hex::encode(&manifest.round_id),
         "leaf_count": manifest.leaf_count,
@@ -329,5 +337,5 @@ pub async fn prove(
     });
     pending.add_file("summary.json", summary.to_string().as_bytes())?;
     pending.commit()?;
-    Ok(StoredRound { round, manifest, accounts })
+    Ok(StoredRound { round, manifest_digest: identity.manifest_digest, manifest, accounts })
 }

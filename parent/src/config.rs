@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use channel::proxy::Destination;
 use channel::Address;
 use serde::Deserialize;
 
@@ -31,9 +32,9 @@ pub struct ParentConfig {
     pub enclave: Address,
     /// Where the proxy for the enclave's outbound connections listens.
     pub proxy_listen: Address,
-    /// `host:port` destinations the proxy may reach (default: the database in the round
-    /// configuration).
-    pub proxy_allow: Vec<(String, u16)>,
+    /// Destinations the proxy may reach (default: the database in the round configuration and
+    /// the API endpoints it names).
+    pub proxy_allow: Vec<Destination>,
     /// The round configuration file sent to the enclave.
     pub round_config: PathBuf,
     /// The proving-keys file made by the setup round.
@@ -56,6 +57,9 @@ pub struct ParentConfig {
     pub database_password_env: Option<String>,
     /// A file holding the database password sent to the enclave.
     pub database_password_file: Option<PathBuf>,
+    /// A file holding AWS credentials sent to the enclave for its own AWS API calls, in the
+    /// `credential_process` JSON form (`AccessKeyId`, `SecretAccessKey`, `SessionToken`).
+    pub aws_credentials_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +83,9 @@ struct EnclaveSection {
     database_password_env: Option<String>,
     #[serde(default)]
     database_password_file: Option<PathBuf>,
+    /// Where AWS credentials for the enclave's RDS identity read come from.
+    #[serde(default)]
+    aws_credentials_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -121,15 +128,24 @@ struct HttpSection {
 /// setup round makes keys for.
 #[derive(Deserialize)]
 pub struct RoundOutline {
-    database: HostPort,
+    database: DatabaseOutline,
     #[serde(default)]
     assets: Vec<toml::Table>,
 }
 
 #[derive(Deserialize)]
-struct HostPort {
+struct DatabaseOutline {
     host: String,
     port: u16,
+    #[serde(default)]
+    rds: Option<RdsOutline>,
+}
+
+#[derive(Deserialize)]
+struct RdsOutline {
+    region: String,
+    #[serde(default)]
+    api_endpoint: Option<String>,
 }
 
 impl RoundOutline {
@@ -143,6 +159,24 @@ impl RoundOutline {
         (self.database.host.clone(), self.database.port)
     }
 
+    /// Every destination the enclave reaches for this configuration: the database, and the RDS
+    /// API endpoint when it names an RDS instance.
+    pub fn destinations(&self) -> Result<Vec<Destination>, ConfigError> {
+        let mut out = vec![Destination::from(self.database())];
+        if let Some(rds) = &self.database.rds {
+            let api = match &rds.api_endpoint {
+                Some(url) => {
+                    parse_host_port(url.trim_start_matches("https://").trim_end_matches('/')).or_else(|_| {
+                        Ok::<_, ConfigError>((url.trim_start_matches("https://").trim_end_matches('/').to_owned(), 443))
+                    })?
+                }
+                None => (format!("rds.{}.amazonaws.com", rds.region), 443),
+            };
+            out.push(Destination::from(api));
+        }
+        Ok(out)
+    }
+
     /// How many `[[assets]]` the configuration lists.
     pub fn asset_count(&self) -> usize {
         self.assets.len()
@@ -151,6 +185,17 @@ impl RoundOutline {
 
 fn invalid(e: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid(e.to_string())
+}
+
+/// Parses an allowlist entry: `host:port`, or `host:port=connect_host:connect_port` to connect
+/// elsewhere for that name.
+pub fn parse_destination(text: &str) -> Result<Destination, ConfigError> {
+    let (name, connect_to) = match text.split_once('=') {
+        Some((name, to)) => (name, Some(parse_host_port(to)?)),
+        None => (text, None),
+    };
+    let (host, port) = parse_host_port(name)?;
+    Ok(Destination { host, port, connect_to })
 }
 
 /// Parses `host:port` (IPv6 in brackets).
@@ -181,11 +226,11 @@ impl ParentConfig {
         let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
         let round_config = resolve(&file.round.config);
         let proxy_allow = match file.proxy.allow {
-            Some(list) => list.iter().map(|e| parse_host_port(e)).collect::<Result<Vec<_>, _>>()?,
+            Some(list) => list.iter().map(|e| parse_destination(e)).collect::<Result<Vec<_>, _>>()?,
             None => {
                 let outline = RoundOutline::parse(&read(&round_config)?)
                     .map_err(|e| invalid(format!("{}: {e}", round_config.display())))?;
-                vec![outline.database()]
+                outline.destinations()?
             }
         };
         if file.round.batch_size == 0 {
@@ -216,7 +261,35 @@ impl ParentConfig {
             admin_token_file: http.as_ref().and_then(|h| h.admin_token_file.as_ref().map(resolve)),
             database_password_env: file.enclave.database_password_env,
             database_password_file: file.enclave.database_password_file.as_ref().map(resolve),
+            aws_credentials_file: file.enclave.aws_credentials_file.as_ref().map(resolve),
         })
+    }
+
+    /// The AWS credentials to send to the enclave, from the file the configuration names, if any.
+    pub fn aws_credentials(&self) -> Result<Option<channel::protocol::AwsCredentials>, ConfigError> {
+        let Some(path) = &self.aws_credentials_file else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Process {
+            access_key_id: String,
+            secret_access_key: String,
+            #[serde(default)]
+            session_token: Option<String>,
+        }
+        let text = read(path)?;
+        let parsed: Process = serde_json::from_str(&text).map_err(|_| {
+            invalid(format!(
+                "{}: not credential_process JSON (AccessKeyId, SecretAccessKey, SessionToken)",
+                path.display()
+            ))
+        })?;
+        Ok(Some(channel::protocol::AwsCredentials {
+            access_key_id: parsed.access_key_id,
+            secret_access_key: channel::protocol::Secret::new(parsed.secret_access_key),
+            session_token: parsed.session_token.map(channel::protocol::Secret::new),
+        }))
     }
 
     /// The admin token from the environment variable or file the configuration names, if any.
@@ -279,7 +352,7 @@ admin_token_env = "SOLVENCY_ADMIN_TOKEN"
     fn a_full_configuration_parses_with_paths_resolved() {
         let c = ParentConfig::parse(CONFIG, Path::new("/etc/solvency")).unwrap();
         assert_eq!(c.enclave, "vsock://16:5000".parse().unwrap());
-        assert_eq!(c.proxy_allow, vec![("db.internal".to_owned(), 5432)]);
+        assert_eq!(c.proxy_allow, vec![Destination::from(("db.internal".to_owned(), 5432))]);
         assert_eq!(c.round_config, Path::new("/etc/solvency/round.toml"));
         assert_eq!(c.store, Path::new("/var/lib/solvency/store"));
         assert_eq!(c.interval_secs, Some(3600));
@@ -292,7 +365,11 @@ admin_token_env = "SOLVENCY_ADMIN_TOKEN"
         let c = ParentConfig::load(&example).unwrap();
         assert_eq!(c.enclave, "vsock://16:5000".parse().unwrap());
         assert_eq!(c.proxy_listen, "vsock://4294967295:8000".parse().unwrap());
-        assert_eq!(c.proxy_allow, vec![("ledger-db.internal".to_owned(), 5432)], "the round configuration's database");
+        assert_eq!(
+            c.proxy_allow,
+            vec![Destination::from(("ledger-db.internal".to_owned(), 5432))],
+            "the round configuration's database"
+        );
         assert!(c.database_password_file.is_some() && c.admin_token_file.is_some());
     }
 
@@ -331,7 +408,7 @@ admin_token_env = "SOLVENCY_ADMIN_TOKEN"
         std::fs::write(dir.path().join("round.toml"), "[database]\nhost = \"db\"\nport = 6432\n").unwrap();
         let text = CONFIG.replace("allow = [\"db.internal:5432\"]\n", "");
         let c = ParentConfig::parse(&text, dir.path()).unwrap();
-        assert_eq!(c.proxy_allow, vec![("db".to_owned(), 6432)]);
+        assert_eq!(c.proxy_allow, vec![Destination::from(("db".to_owned(), 6432))]);
     }
 
     #[test]

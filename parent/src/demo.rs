@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use attestation::attested::{AttestationRules, BundlePolicy, DatabasePins, RoundRules};
+use attestation::policy::{AssetPin, AttestationRules, BundlePolicy, DatabasePins, RelationPin, RoundRules};
 use parent::config::ParentConfig;
 use parent::metrics::Metrics;
 use parent::rounds::{start_proxy, Driver};
 use parent::store::Store;
 use rand::RngCore;
+use sha2::Digest;
 use testkit::fixture::{self, FixtureAsset};
 use testkit::PrivateCluster;
 
@@ -168,13 +169,24 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
     let stored = driver.round(nonce.to_vec(), deadline_ms, &mut |s, d, t| bar.update(s, d, t)).await;
     bar.finish();
     let stored = stored.context("the proving round")?;
-    println!("round {} proven and attested in {:.1} s", stored.round, started.elapsed().as_secs_f64());
+    println!(
+        "round {} proven and attested in {:.1} s; manifest digest {}",
+        stored.round,
+        started.elapsed().as_secs_f64(),
+        hex::encode(stored.manifest_digest)
+    );
     proxy.abort();
     enclave.kill().await.ok();
 
     // The auditor's pins come from the database itself, not from the bundle.
     let system_identifier = cluster.psql("SELECT system_identifier FROM pg_control_system()")?;
     let timeline = cluster.psql("SELECT timeline_id FROM pg_control_checkpoint()")?;
+    let database_oid = cluster.psql("SELECT oid FROM pg_database WHERE datname = 'postgres'")?;
+    let table = cluster.psql(
+        "SELECT c.oid || ' ' || pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = 'public.balances'::regclass",
+    )?;
+    let (table_oid, table_owner) = table.split_once(' ').context("the balances table's OID and owner")?;
+    let round_toml = std::fs::read(out.join("round.toml"))?;
     let policy = BundlePolicy {
         attestation: AttestationRules { allow_debug: false, max_age_secs: Some(86_400), max_skew_secs: 300 },
         pcrs: emulated_pcrs(&enclave_bin)?.into_iter().collect(),
@@ -182,17 +194,28 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
             system_identifier,
             server_cert_sha256: cluster.identity().cert_sha256(),
             query: fixture::query("balances"),
-            name: Some("postgres".into()),
+            name: "postgres".into(),
+            role: testkit::cluster::READER_ROLE.into(),
+            database_oid: Some(database_oid.parse().context("the database's OID")?),
             timeline: Some(timeline.parse().context("the cluster's timeline")?),
             allow_standby: false,
             min_lsn: Some(lsn_before),
+            relations: Some(vec![RelationPin {
+                schema: "public".into(),
+                name: "balances".into(),
+                oid: Some(table_oid.parse().context("the table's OID")?),
+                owner: Some(table_owner.to_owned()),
+            }]),
+            rds: None,
         },
         round: RoundRules {
-            min_round: Some(stored.round),
             nonce: Some(hex::encode(nonce)),
             deadline_ms: Some(deadline_ms),
             verifying_key_sha256: None,
+            config_sha256: Some(hex::encode(sha2::Sha256::digest(&round_toml))),
+            manifest_digest: None,
         },
+        assets: Some(ASSETS.iter().map(|(s, d)| AssetPin { symbol: (*s).into(), decimals: *d }).collect()),
     };
     let policy_path = out.join("policy.toml");
     std::fs::write(&policy_path, policy.to_toml())?;

@@ -4,12 +4,18 @@
 //!
 //! | route                                     | class    | answer                                       |
 //! |-------------------------------------------|----------|----------------------------------------------|
-//! | `GET /v1/rounds/latest`                   | public   | latest bundle (CBOR), `x-solvency-round`     |
+//! | `GET /v1/rounds/latest`                   | public   | latest bundle (CBOR), `x-solvency-round`, `x-solvency-manifest-digest` |
 //! | `GET /v1/rounds/{n}`                      | public   | round `n`'s bundle (CBOR)                    |
+//! | `GET /v1/rounds/by-digest/{digest}`       | public   | the round with that manifest digest (CBOR)   |
+//! | `GET /v1/log`                             | public   | the published round log (JSON lines), `x-solvency-log-head` |
 //! | `GET /healthz`                            | public   | `{"status":"ok","latest_round":n\|null}`      |
 //! | `GET /metrics`                            | public   | Prometheus text format 0.0.4                 |
 //! | `POST /v1/rounds`                         | internal | start a round: 202 `{"round":n,...}` or 409  |
 //! | `GET /v1/rounds/{n}/inclusion/{account}`  | internal | the account's inclusion proof (JSON)         |
+//! | `GET /v1/rounds/by-digest/{digest}/inclusion/{account}` | internal | the same, by manifest digest |
+//!
+//! Rounds are identified by their manifest digest; the numbers are the parent's labels. The
+//! log lets users, auditors and regulators check they were all shown the same rounds.
 //!
 //! Internal routes answer 403 when no admin token is configured, and 401 (counted as an auth
 //! failure) for a missing or wrong token.
@@ -39,8 +45,12 @@ pub const MAX_TRIGGER_BODY: usize = 4096;
 pub const MAX_NONCE_BYTES: usize = 512;
 /// How long `POST /v1/rounds` waits for the round driver's answer before giving up with 503.
 pub const TRIGGER_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The response header naming the round of a served bundle.
+/// The response header naming the round of a served bundle (the parent's label).
 pub const ROUND_HEADER: &str = "x-solvency-round";
+/// The response header naming a served bundle's manifest digest, which identifies the round.
+pub const DIGEST_HEADER: &str = "x-solvency-manifest-digest";
+/// The response header naming the published log's head.
+pub const LOG_HEAD_HEADER: &str = "x-solvency-log-head";
 
 /// Everything the handlers need.
 #[derive(Clone, Debug)]
@@ -128,6 +138,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/rounds/{n}", get(round_bundle))
         .route("/v1/rounds", post(trigger_round))
         .route("/v1/rounds/{n}/inclusion/{account_id}", get(inclusion_proof))
+        .route("/v1/rounds/by-digest/{digest}", get(bundle_by_digest))
+        .route("/v1/rounds/by-digest/{digest}/inclusion/{account_id}", get(inclusion_proof_by_digest))
+        .route("/v1/log", get(published_log))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -210,13 +223,68 @@ fn parse_round(segment: &str) -> Result<u64, ApiError> {
     segment.parse().map_err(|_| bad())
 }
 
+/// A manifest digest from a path segment: 96 hex digits.
+fn parse_digest(segment: &str) -> Result<[u8; 48], ApiError> {
+    attestation::inclusion::manifest_digest_from_hex(segment)
+        .ok_or_else(|| ApiError::bad_request("a manifest digest is 96 hex digits"))
+}
+
 fn bundle_response(round: u64, bytes: Vec<u8>, cache_control: &'static str) -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/cbor")),
-        (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
-        (header::HeaderName::from_static(ROUND_HEADER), HeaderValue::from(round)),
-    ];
-    (StatusCode::OK, headers, bytes).into_response()
+    let digest = attestation::attested::RoundBundleWire::decode(&bytes)
+        .ok()
+        .and_then(|w| HeaderValue::from_str(&hex::encode(w.manifest_digest())).ok());
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/cbor")),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+            (header::HeaderName::from_static(ROUND_HEADER), HeaderValue::from(round)),
+        ],
+        bytes,
+    )
+        .into_response();
+    if let Some(digest) = digest {
+        response.headers_mut().insert(header::HeaderName::from_static(DIGEST_HEADER), digest);
+    }
+    response
+}
+
+async fn bundle_by_digest(State(state): State<HttpState>, Path(digest): Path<String>) -> Result<Response, ApiError> {
+    state.metrics.http_request(RouteClass::Public);
+    let digest = parse_digest(&digest)?;
+    let found = with_store(&state, move |store| {
+        let Some(round) = store.round_by_digest(&digest)? else {
+            return Ok(None);
+        };
+        Ok(store.bundle(round)?.map(|bytes| (round, bytes)))
+    })
+    .await?;
+    match found {
+        Some((round, bytes)) => Ok(bundle_response(round, bytes, "public, max-age=31536000, immutable")),
+        None => Err(ApiError::not_found("no published round has that manifest digest")),
+    }
+}
+
+async fn published_log(State(state): State<HttpState>) -> Result<Response, ApiError> {
+    state.metrics.http_request(RouteClass::Public);
+    let (bytes, head) = with_store(&state, |store| {
+        let (path, head, _) = store.log_file();
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Io { op: "read", path, source })?;
+        Ok((bytes, head))
+    })
+    .await?;
+    let head =
+        HeaderValue::from_str(&head).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log head"))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::HeaderName::from_static(LOG_HEAD_HEADER), head),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn latest_bundle(State(state): State<HttpState>) -> Result<Response, ApiError> {
@@ -371,6 +439,24 @@ async fn trigger_round(State(state): State<HttpState>, headers: HeaderMap, body:
     }
 }
 
+async fn inclusion_proof_by_digest(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path((digest, account_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let digest = parse_digest(&digest)?;
+    let found = with_store(&state, move |store| match store.round_by_digest(&digest)? {
+        Some(round) => store.inclusion_proof(round, &account_id),
+        None => Ok(None),
+    })
+    .await?;
+    match found {
+        Some(json) => Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response()),
+        None => Err(ApiError::not_found("no inclusion proof for that account in that round")),
+    }
+}
+
 async fn inclusion_proof(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -386,6 +472,13 @@ async fn inclusion_proof(
 
 #[cfg(test)]
 mod tests {
+    /// A made-up log identity for a made-up bundle.
+    fn fake_identity(bundle: &[u8]) -> crate::store::log::RoundIdentity {
+        use sha2::Digest as _;
+        let digest: [u8; 48] = sha2::Sha384::digest(bundle).into();
+        crate::store::log::RoundIdentity { manifest_digest: digest, attested_ms: 1_700_000_000_000 }
+    }
+
     use axum::http::Request;
     use tower::ServiceExt;
 
@@ -414,6 +507,7 @@ mod tests {
     fn commit(store: &Store, round: u64, bundle: &[u8], accounts: &[(&str, &[u8])]) {
         let mut pending = store.begin(round).unwrap();
         pending.write_bundle(bundle).unwrap();
+        pending.set_identity(fake_identity(bundle)).unwrap();
         for (id, json) in accounts {
             pending.add_inclusion_proof(id, json).unwrap();
         }

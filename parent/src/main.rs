@@ -309,6 +309,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if json {
                 let out = serde_json::json!({
                     "round": stored.round,
+                    "manifest_digest": hex::encode(stored.manifest_digest),
                     "bundle": bundle,
                     "accounts": stored.accounts,
                     "totals": stored.manifest.assets,
@@ -317,6 +318,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{out:#}");
             } else {
                 println!("round {} stored: {}", stored.round, bundle.display());
+                println!("manifest digest {} (what identifies the round)", hex::encode(stored.manifest_digest));
                 println!("{} accounts; inclusion proofs beside the bundle", stored.accounts);
                 for a in &stored.manifest.assets {
                     println!("  total {}: {}", a.symbol, a.total);

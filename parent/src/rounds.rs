@@ -145,6 +145,7 @@ impl Driver {
                     .database_password()
                     .map_err(|e| RoundError::Setup(e.to_string()))?
                     .map(Secret::new),
+                aws_credentials: self.config.aws_credentials().map_err(|e| RoundError::Setup(e.to_string()))?,
             };
             Ok::<_, RoundError>(
                 client::prove(&self.config.enclave, request, &self.config.keys, &self.store, progress).await?,

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use attestation::attested::{self, AttestationRules, BundlePolicy, DatabasePins, RoundBundleWire, RoundRules};
+use attestation::attested::{self, RoundBundleWire};
 use attestation::nitro::{pem_to_der, TrustAnchor};
+use attestation::policy::{AttestationRules, BundlePolicy, DatabasePins, RelationPin, RoundRules};
 use testkit::fixture::{self, FixtureAsset};
 use testkit::PrivateCluster;
 
@@ -166,9 +167,10 @@ impl Appliance {
 
     /// The policy an auditor writes: the image recomputed from the enclave binary, the database
     /// pinned from the cluster itself.
-    fn policy(&self, min_round: Option<u64>, nonce: Option<&[u8]>) -> BundlePolicy {
+    fn policy(&self, nonce: Option<&[u8]>) -> BundlePolicy {
         let program = std::fs::read(binary("solvency-enclave", "solvency-enclave")).unwrap();
         let pcrs = attestation::nitro::development::emulated_pcrs_of_program(&program);
+        let table_oid = self.cluster.psql("SELECT 'public.balances'::regclass::oid").unwrap();
         BundlePolicy {
             attestation: AttestationRules { allow_debug: false, max_age_secs: Some(3600), max_skew_secs: 60 },
             pcrs: pcrs.iter().enumerate().map(|(i, p)| (i.to_string(), hex::encode(p))).collect(),
@@ -176,13 +178,27 @@ impl Appliance {
                 system_identifier: self.cluster.psql("SELECT system_identifier FROM pg_control_system()").unwrap(),
                 server_cert_sha256: self.cluster.identity().cert_sha256(),
                 query: fixture::query("balances"),
-                name: Some("postgres".into()),
+                name: "postgres".into(),
+                role: testkit::cluster::READER_ROLE.into(),
+                database_oid: Some(self.database_oid("postgres")),
                 timeline: Some(1),
                 allow_standby: false,
                 min_lsn: Some("0/1".into()),
+                relations: Some(vec![RelationPin {
+                    schema: "public".into(),
+                    name: "balances".into(),
+                    oid: Some(table_oid.parse().unwrap()),
+                    owner: Some("admin".into()),
+                }]),
+                rds: None,
             },
-            round: RoundRules { min_round, nonce: nonce.map(hex::encode), ..RoundRules::default() },
+            round: RoundRules { nonce: nonce.map(hex::encode), ..RoundRules::default() },
+            assets: None,
         }
+    }
+
+    fn database_oid(&self, name: &str) -> u32 {
+        self.cluster.psql(&format!("SELECT oid FROM pg_database WHERE datname = '{name}'")).unwrap().parse().unwrap()
     }
 
     fn verify(&self, bytes: &[u8], policy: &BundlePolicy) -> Result<attested::VerifiedRound, attested::RoundError> {
@@ -217,7 +233,7 @@ fn a_full_round_verifies_and_any_changed_byte_is_refused_at_its_step() {
     let round = app.round_ok(&["--nonce", &hex::encode(nonce)]);
     assert_eq!((round, app.latest()), (1, Some(1)));
     let bytes = app.bundle(round);
-    let policy = app.policy(Some(1), Some(&nonce));
+    let policy = app.policy(Some(&nonce));
     let verified = app.verify(&bytes, &policy).unwrap();
     let m = verified.manifest();
     assert_eq!(m.round, 1);
@@ -248,6 +264,12 @@ fn a_full_round_verifies_and_any_changed_byte_is_refused_at_its_step() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["round"], 1);
     assert_eq!(report["aws_attested"], false);
+    assert_eq!(report["manifest_digest"], hex::encode(verified.manifest_digest()));
+    assert_eq!(report["manifest_format"], attestation::manifest::MANIFEST_FORMAT_V2);
+    // The development-root warning survives the JSON output; the relations read are named.
+    assert!(report["warnings"][0].as_str().unwrap().contains("DEVELOPMENT root"), "{report}");
+    assert_eq!(report["relations"][0]["name"], "balances");
+    assert_eq!(report["relations"][0]["kind"], "table");
     // With the AWS root (no --allow-emulated) a development bundle is refused.
     let aws = Command::new(binary("solvency-verify", "solvency-attestation"))
         .arg("bundle")
@@ -261,10 +283,10 @@ fn a_full_round_verifies_and_any_changed_byte_is_refused_at_its_step() {
 
     // One byte changed inside each part of the bundle is refused at that part's step.
     let wire = RoundBundleWire::decode(&bytes).unwrap();
-    let parts: [(&[u8], &[&str]); 6] = [
+    assert!(wire.round_signature.is_none(), "version 2 bundles carry no per-round signature");
+    let parts: [(&[u8], &[&str]); 5] = [
         (&wire.manifest, &["manifest", "manifest-binding"]),
         (&wire.attestation, &["attestation"]),
-        (&wire.round_signature, &["round-key"]),
         (&wire.setup_manifest, &["setup"]),
         (&wire.setup_attestation, &["setup"]),
         (&wire.liabilities, &["consistency"]),
@@ -301,60 +323,160 @@ fn a_full_round_verifies_and_any_changed_byte_is_refused_at_its_step() {
     )
     .unwrap();
     let proof = attestation::inclusion::InclusionProof::from_json(&proof).unwrap();
-    let included = attestation::inclusion::verify(verified.liabilities(), &proof).unwrap();
+    assert_eq!(proof.format, attestation::inclusion::FORMAT_V2);
+    assert_eq!(proof.manifest_digest, Some(hex::encode(verified.manifest_digest())));
+    let digest = verified.manifest_digest();
+    let included = attestation::inclusion::verify(verified.liabilities(), Some(&digest), &proof).unwrap();
     assert_eq!(included.balances[0].1, fixture::base_units(7, 0));
+    // A proof that names another round is refused, though its leaf is in this tree.
+    let mut other = proof.clone();
+    other.manifest_digest = Some(hex::encode([1u8; 48]));
+    assert!(matches!(
+        attestation::inclusion::verify(verified.liabilities(), Some(&digest), &other),
+        Err(attestation::error::InclusionError::WrongManifest { .. })
+    ));
     assert_eq!(std::fs::read_dir(app.round_dir(round).join("inclusion")).unwrap().count(), 30);
 }
 
 #[test]
-fn replays_and_wrong_nonces_are_refused_and_rounds_only_move_forward() {
+fn replays_other_rounds_and_wrong_nonces_are_refused() {
     let app = Appliance::start(12);
     app.setup();
     let first = app.round_ok(&[]);
     let challenge = [9u8; 16];
     let second = app.round_ok(&["--nonce", &hex::encode(challenge)]);
     assert_eq!((first, second, app.latest()), (1, 2, Some(2)));
+    let digest = |round: u64| RoundBundleWire::decode(&app.bundle(round)).unwrap().manifest_digest();
 
-    // A verifier that saw round 2 refuses round 1 replayed to it.
-    let err = app.verify(&app.bundle(1), &app.policy(Some(2), None)).unwrap_err();
-    assert_eq!(err.step(), "freshness", "{err}");
+    // A verifier expecting round 2 (by its manifest digest) refuses round 1 replayed to it.
+    let mut expecting = app.policy(None);
+    expecting.round.manifest_digest = Some(hex::encode(digest(2)));
+    let err = app.verify(&app.bundle(1), &expecting).unwrap_err();
+    assert_eq!(err.step(), "round", "{err}");
+    app.verify(&app.bundle(2), &expecting).unwrap();
     // A verifier that issued a challenge refuses a round without it, or with another.
-    let err = app.verify(&app.bundle(1), &app.policy(None, Some(&challenge))).unwrap_err();
+    let err = app.verify(&app.bundle(1), &app.policy(Some(&challenge))).unwrap_err();
     assert_eq!(err.step(), "nonce", "{err}");
-    let err = app.verify(&app.bundle(2), &app.policy(None, Some(&[1u8; 16]))).unwrap_err();
+    let err = app.verify(&app.bundle(2), &app.policy(Some(&[1u8; 16]))).unwrap_err();
     assert_eq!(err.step(), "nonce", "{err}");
-    app.verify(&app.bundle(2), &app.policy(Some(2), Some(&challenge))).unwrap();
-    // Too old for a policy's maximum age, as checked a day later.
-    let mut policy = app.policy(None, None);
+    app.verify(&app.bundle(2), &app.policy(Some(&challenge))).unwrap();
+    // Too old for a policy's maximum age, as checked a day later: the AWS-signed time decides,
+    // whatever number the parent put on the round.
+    let mut policy = app.policy(None);
     policy.attestation.max_age_secs = Some(60);
     let err = attested::verify(&app.bundle(2), &policy, &app.anchor(), now_ms() + 86_400_000).unwrap_err();
     assert_eq!(err.step(), "freshness", "{err}");
     // Another database (another cluster's identity) is refused at the database pins.
-    let mut policy = app.policy(None, None);
+    let mut policy = app.policy(None);
     policy.database.system_identifier = "1".into();
     assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "database");
-    let mut policy = app.policy(None, None);
+    let mut policy = app.policy(None);
     policy.pcrs.insert("0".into(), "00".repeat(48));
     assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "attestation");
     // The parent chooses the query the enclave runs; the auditor's policy pins it.
-    let mut policy = app.policy(None, None);
-    policy.database.query = "SELECT account_id, asset, amount FROM balances WHERE account_id <> 'whale'".into();
+    let mut policy = app.policy(None);
+    policy.database.query = "SELECT account_id, asset, amount FROM public.balances WHERE account_id <> 'whale'".into();
     let err = app.verify(&app.bundle(2), &policy).unwrap_err();
     assert!(matches!(err, attested::RoundError::Database { field: "query", .. }), "{err}");
     // A snapshot older than the auditor's minimum WAL position is refused.
-    let mut policy = app.policy(None, None);
+    let mut policy = app.policy(None);
     policy.database.min_lsn = Some("FFFF/0".into());
     let err = app.verify(&app.bundle(2), &policy).unwrap_err();
     assert!(matches!(err, attested::RoundError::Database { field: "lsn", .. }), "{err}");
     // The auditor's own deadline, not the one the parent forwarded, is what counts.
-    let mut policy = app.policy(None, Some(&challenge));
+    let mut policy = app.policy(Some(&challenge));
     policy.round.deadline_ms = Some(1);
     assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "freshness");
+    // Pinned assets and configuration must be the round's.
+    let mut policy = app.policy(None);
+    policy.assets = Some(vec![attestation::policy::AssetPin { symbol: "BTC".into(), decimals: 9 }]);
+    assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "configuration");
+    let mut policy = app.policy(None);
+    policy.round.config_sha256 = Some("00".repeat(32));
+    assert_eq!(app.verify(&app.bundle(2), &policy).unwrap_err().step(), "configuration");
+    let mut policy = app.policy(None);
+    policy.round.config_sha256 =
+        Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(app.path("round.toml")).unwrap())));
+    policy.assets =
+        Some(ASSETS.iter().map(|(s, d)| attestation::policy::AssetPin { symbol: (*s).into(), decimals: *d }).collect());
+    app.verify(&app.bundle(2), &policy).unwrap();
 
     // A challenge whose deadline has passed is refused before anything is read.
     let out = app.round(&["--nonce", "aa", "--deadline-secs", "0"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(app.latest(), Some(2));
+}
+
+#[test]
+fn a_round_label_attested_twice_after_a_restart_is_told_apart_by_its_digest() {
+    let mut app = Appliance::start(10);
+    app.setup();
+    let round = app.round_ok(&[]);
+    let first = app.bundle(round);
+    // The enclave restarts, and a second parent store (a parent that lost its numbering, or
+    // lies) asks for the same number again after the ledger changed: the enclave no longer
+    // keeps numbers, which were never a defence.
+    app.kill_enclave();
+    app.start_enclave();
+    app.cluster.psql("UPDATE balances SET amount = amount + 1 WHERE account_id = 'acct-000000001'").unwrap();
+    let text = std::fs::read_to_string(app.path("parent.toml")).unwrap().replace("dir = \"store\"", "dir = \"store2\"");
+    std::fs::write(app.path("parent2.toml"), text).unwrap();
+    let out = app.parent_command(&["round", "--json"], "parent2.toml").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = std::fs::read(app.path("store2/rounds").join(format!("{round:020}")).join("bundle.cbor")).unwrap();
+    let policy = app.policy(None);
+    let (a, b) = (app.verify(&first, &policy).unwrap(), app.verify(&second, &policy).unwrap());
+    assert_eq!(a.manifest().round, b.manifest().round, "the same label");
+    assert_ne!(a.manifest_digest(), b.manifest_digest(), "two rounds");
+    assert_ne!(a.manifest().assets, b.manifest().assets);
+    // The verifier who accepted the first refuses the second, and the reverse.
+    let mut expecting = policy.clone();
+    expecting.round.manifest_digest = Some(hex::encode(a.manifest_digest()));
+    assert_eq!(app.verify(&second, &expecting).unwrap_err().step(), "round");
+    // The first store's published log lists the first and not the second.
+    let log = attestation::log::parse(&std::fs::read(app.path("store/log.jsonl")).unwrap()).unwrap();
+    assert!(log.find(&a.manifest_digest()).is_some());
+    assert!(log.find(&b.manifest_digest()).is_none());
+}
+
+#[test]
+fn a_copy_of_the_database_is_refused_by_name_and_a_renamed_copy_by_its_oid() {
+    let app = Appliance::start(10);
+    app.setup();
+    // The administrator copies the ledger's database, removes an account from the copy, and
+    // points the round configuration at the copy.
+    app.cluster.psql_in("template1", "CREATE DATABASE copy TEMPLATE postgres").unwrap();
+    app.cluster.psql_in("copy", "DELETE FROM balances WHERE account_id = 'acct-000000001'").unwrap();
+    let round_toml = std::fs::read_to_string(app.path("round.toml")).unwrap();
+    std::fs::write(app.path("round-copy.toml"), round_toml.replace("dbname = \"postgres\"", "dbname = \"copy\""))
+        .unwrap();
+    app.write_config("parent-copy.toml", &[format!("localhost:{}", app.cluster.port())], "round-copy.toml");
+    let out = app.parent_command(&["round", "--json"], "parent-copy.toml").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let copied = app.bundle(app.latest().unwrap());
+    let err = app.verify(&copied, &app.policy(None)).unwrap_err();
+    assert!(
+        matches!(&err, attested::RoundError::Database { field: "database", actual, .. } if actual == "copy"),
+        "{err}"
+    );
+
+    // Renamed into the pinned name, the copy passes the name pin and fails the OID pin.
+    let genuine_oid = app.database_oid("postgres");
+    let policy = app.policy(None);
+    app.cluster
+        .psql_in("template1", "ALTER DATABASE postgres RENAME TO genuine; ALTER DATABASE copy RENAME TO postgres")
+        .unwrap();
+    let out = app.round(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let renamed = app.bundle(app.latest().unwrap());
+    let err = app.verify(&renamed, &policy).unwrap_err();
+    assert!(
+        matches!(&err, attested::RoundError::Database { field: "database_oid", expected, .. } if *expected == genuine_oid.to_string()),
+        "{err}"
+    );
+    app.cluster
+        .psql_in("template1", "ALTER DATABASE postgres RENAME TO copy; ALTER DATABASE genuine RENAME TO postgres")
+        .unwrap();
 }
 
 #[test]
@@ -442,7 +564,7 @@ fn an_enclave_killed_mid_round_fails_the_round_cleanly_and_a_retry_succeeds() {
     // the attested keys are accepted again; the failed round's number stays burnt.
     app.start_enclave();
     assert_eq!(app.round_ok(&[]), 3);
-    app.verify(&app.bundle(3), &app.policy(Some(3), None)).unwrap();
+    app.verify(&app.bundle(3), &app.policy(None)).unwrap();
 }
 
 #[test]
@@ -457,13 +579,13 @@ fn a_parent_crash_at_any_point_of_storing_leaves_the_store_consistent() {
         assert!(!out.status.success(), "the parent was to crash at {point}");
         // The published round is still the previous one, whole, and verifiable.
         assert_eq!(app.latest(), Some(published), "after a crash at {point}");
-        app.verify(&app.bundle(published), &app.policy(Some(published), None)).unwrap();
+        app.verify(&app.bundle(published), &app.policy(None)).unwrap();
         // The crashed round's number is burnt (it was reserved before the enclave heard it);
         // the retry gets a higher one, and nothing partial is visible.
         let round = app.round_ok(&[]);
         assert!(round > published + 1, "{point}: round {round} after {published}");
         assert_eq!(app.latest(), Some(round));
-        app.verify(&app.bundle(round), &app.policy(Some(round), None)).unwrap();
+        app.verify(&app.bundle(round), &app.policy(None)).unwrap();
         published = round;
         assert!(std::fs::read_dir(app.path("store/tmp")).map_or(true, |mut d| d.next().is_none()));
     }
@@ -631,7 +753,7 @@ fn the_running_parent_serves_bundles_and_runs_an_auditors_challenge() {
         assert!(started.elapsed() < Duration::from_secs(120), "the challenged round was not published");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let verified = app.verify(&bundle, &app.policy(Some(round), Some(&challenge))).unwrap();
+    let verified = app.verify(&bundle, &app.policy(Some(&challenge))).unwrap();
     assert_eq!(verified.manifest().nonce, challenge);
     assert_eq!(get(port, &format!("/v1/rounds/{round}"), None).2, bundle);
 
@@ -641,7 +763,7 @@ fn the_running_parent_serves_bundles_and_runs_an_auditors_challenge() {
     let (status, _, proof) = get(port, &path, Some(token));
     assert_eq!(status, 200);
     let proof = attestation::inclusion::InclusionProof::from_json(&proof).unwrap();
-    attestation::inclusion::verify(verified.liabilities(), &proof).unwrap();
+    attestation::inclusion::verify(verified.liabilities(), Some(&verified.manifest_digest()), &proof).unwrap();
 
     let metrics = String::from_utf8(get(port, "/metrics", None).2).unwrap();
     assert!(metrics.contains("solvency_parent_rounds_succeeded_total 1"), "{metrics}");

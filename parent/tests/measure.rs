@@ -384,7 +384,7 @@ fn the_pcrs_table_is_written_into_a_policy() {
     let before = format!(
         "# the auditor's policy\n[attestation]\nmax_age_secs = 86400 # one day\n\n[pcrs]\n0 = \"{old}\"\n1 = \"{old}\"\n2 = \"{old}\"\n\
          3 = \"{kept}\" # the instance's IAM role, pinned by hand\n8 = \"{old}\"\n\n\
-         [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{cert}\"\nquery = \"SELECT 1\"\n",
+         [database]\nsystem_identifier = \"7312345678901234567\"\nserver_cert_sha256 = \"{cert}\"\nquery = \"SELECT 1\"\nname = \"exchange\"\nrole = \"solvency_reader\"\n",
         old = "00".repeat(48),
         kept = "33".repeat(48),
         cert = "11".repeat(32)
@@ -394,7 +394,7 @@ fn the_pcrs_table_is_written_into_a_policy() {
     let after = std::fs::read_to_string(&policy).unwrap();
     assert!(after.contains("# the auditor's policy") && after.contains("max_age_secs = 86400 # one day"), "{after}");
     assert!(!after.contains(&"00".repeat(48)), "{after}");
-    let parsed = attestation::attested::BundlePolicy::from_toml(&after).unwrap();
+    let parsed = attestation::policy::BundlePolicy::from_toml(&after).unwrap();
     let pcrs: Vec<(String, String)> = parsed.pcrs.into_iter().collect();
     assert_eq!(
         pcrs,

@@ -9,6 +9,7 @@
 //! rounds/<n>/inclusion/<attestation::inclusion::file_name(account_id)>
 //! rounds/<n>/<extra files given by the caller, e.g. summary.json>
 //! latest          the latest published round number in decimal, then "\n"
+//! log.jsonl       the published round log (`attestation::log`): one line per stored round
 //! reserved        the highest number handed out by `Store::reserve_round`, same format
 //! tmp/            staging; anything here at `open` is left over from a crash and removed
 //! lock            held (flock) by the process that has the store open
@@ -16,8 +17,11 @@
 //!
 //! A round is written into `tmp/<n>-<random hex>` ([`PendingRound`]), every file fsynced as it is
 //! written; [`PendingRound::commit`] fsyncs the staging directories, renames the staging
-//! directory to `rounds/<n>` (refusing if that exists), fsyncs `rounds/`, and only then replaces
-//! `latest` (temporary file, fsync, rename, fsync of the store directory).
+//! directory to `rounds/<n>` (refusing if that exists), fsyncs `rounds/`, appends the round's
+//! line to `log.jsonl` and fsyncs it, and only then replaces `latest` (temporary file, fsync,
+//! rename, fsync of the store directory). Rounds are identified by their manifest digest, which
+//! the log maps to their directory ([`Store::round_by_digest`]); the numbers are the parent's
+//! labels.
 //!
 //! **The `latest` pointer is the source of truth for what is published.** A round directory
 //! whose number is above the pointer (a crash between the rename and the pointer update) is
@@ -36,8 +40,10 @@
 //! **Test hook:** if the environment variable `SOLVENCY_PARENT_CRASH_AT` names a failure point,
 //! [`PendingRound::commit`] calls [`std::process::abort`] there, so end-to-end tests can check
 //! what a crash leaves behind. The points are `staged` (every file written and fsynced, before
-//! the rename), `renamed` (after the rename, before `latest` is written) and `latest-temp` (the
-//! temporary `latest` file written and fsynced, before its rename). The variable is read once
+//! the rename), `renamed` (after the rename, before the log line is appended), `logged` (the
+//! log line appended, before `latest` is written) and `latest-temp` (the temporary `latest` file
+//! written and fsynced, before its rename). [`Store::open`] appends the log line of any complete
+//! round directory that lacks one. The variable is read once
 //! per commit; any other value is ignored.
 
 use std::collections::HashSet;
@@ -45,6 +51,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+pub mod log;
+
+use log::{Log, RoundIdentity};
 
 const ROUNDS_DIR: &str = "rounds";
 const TMP_DIR: &str = "tmp";
@@ -128,6 +138,12 @@ pub enum StoreError {
         /// The repeated file name.
         name: String,
     },
+    /// `commit` was called before `set_identity`.
+    #[error("round {round} has no identity (manifest digest) for the log")]
+    MissingIdentity {
+        /// The staged round.
+        round: u64,
+    },
     /// Every round number up to `u64::MAX` is used.
     #[error("round numbers are exhausted")]
     RoundsExhausted,
@@ -161,6 +177,7 @@ fn parse_round_dir_name(name: &str) -> Option<u64> {
 enum CrashPoint {
     Staged,
     Renamed,
+    Logged,
     LatestTemp,
 }
 
@@ -169,6 +186,7 @@ impl CrashPoint {
         match std::env::var(CRASH_ENV).ok()?.as_str() {
             "staged" => Some(CrashPoint::Staged),
             "renamed" => Some(CrashPoint::Renamed),
+            "logged" => Some(CrashPoint::Logged),
             "latest-temp" => Some(CrashPoint::LatestTemp),
             _ => None,
         }
@@ -258,6 +276,7 @@ fn is_allowed_file_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && name != BUNDLE_FILE
         && name != INCLUSION_DIR
+        && name != log::IDENTITY_FILE
 }
 
 /// A bundle store directory (see the module docs). Cheap to share behind an `Arc`; every method
@@ -268,6 +287,8 @@ pub struct Store {
     /// Serialises commits and reservations, so that checking and updating `latest` and
     /// `reserved` are atomic within the process.
     commit_lock: Arc<Mutex<()>>,
+    /// The published round log; appended under `commit_lock`.
+    log: Arc<Mutex<Log>>,
     /// The open `lock` file, whose exclusive lock lasts as long as the store is open.
     _owner: Arc<fs::File>,
 }
@@ -308,11 +329,58 @@ impl Store {
         if removed > 0 {
             sync_dir(&tmp_dir)?;
         }
-        Ok(Store {
+        let log = Log::open(&dir)?;
+        let store = Store {
             paths: Paths { dir, rounds_dir, tmp_dir },
             commit_lock: Arc::new(Mutex::new(())),
+            log: Arc::new(Mutex::new(log)),
             _owner: Arc::new(owner),
-        })
+        };
+        store.log_unlisted_rounds()?;
+        Ok(store)
+    }
+
+    /// Appends the log lines of complete round directories that have none (a crash between the
+    /// rename and the append, or a store older than the log), in round order.
+    fn log_unlisted_rounds(&self) -> Result<(), StoreError> {
+        let mut rounds = self.round_dirs()?;
+        rounds.sort_unstable();
+        let mut log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        rounds.retain(|r| !log.lists(*r));
+        for round in rounds {
+            let path = self.paths.round_dir(round).join(BUNDLE_FILE);
+            let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+            let identity_path = self.paths.round_dir(round).join(log::IDENTITY_FILE);
+            let identity = match read_optional(&identity_path)? {
+                Some(text) => RoundIdentity::from_json(&text).ok_or_else(|| StoreError::Corrupt {
+                    path: identity_path.clone(),
+                    reason: "not a round identity".into(),
+                })?,
+                // A round stored before the log existed: its bundle says who it is.
+                None => RoundIdentity::of_bundle(&bytes).map_err(|reason| StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: format!("its bundle: {reason}"),
+                })?,
+            };
+            tracing::info!(round, "logging a stored round the log did not list");
+            log.append(round, identity, log::bundle_sha256(&bytes))?;
+        }
+        Ok(())
+    }
+
+    /// The published round a manifest digest names.
+    pub fn round_by_digest(&self, manifest_digest: &[u8; 48]) -> Result<Option<u64>, StoreError> {
+        let round = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).round_of(manifest_digest);
+        match round {
+            Some(round) if self.is_published(round)? => Ok(Some(round)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The published log's file (served as it is) and its head.
+    pub fn log_file(&self) -> (PathBuf, String, usize) {
+        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (log.path().to_path_buf(), log.head(), log.len())
     }
 
     /// The store's directory.
@@ -397,7 +465,9 @@ impl Store {
             staging,
             paths: self.paths.clone(),
             commit_lock: Arc::clone(&self.commit_lock),
-            has_bundle: false,
+            log: Arc::clone(&self.log),
+            identity: None,
+            bundle_sha256: None,
             accounts: HashSet::new(),
             done: false,
         };
@@ -505,7 +575,9 @@ pub struct PendingRound {
     staging: PathBuf,
     paths: Paths,
     commit_lock: Arc<Mutex<()>>,
-    has_bundle: bool,
+    log: Arc<Mutex<Log>>,
+    identity: Option<RoundIdentity>,
+    bundle_sha256: Option<[u8; 32]>,
     accounts: HashSet<String>,
     /// Set once the staging directory has been renamed (or must no longer be touched).
     done: bool,
@@ -519,10 +591,22 @@ impl PendingRound {
 
     /// Writes the bundle (once).
     pub fn write_bundle(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if self.has_bundle || !write_new_file(&self.staging.join(BUNDLE_FILE), bytes)? {
+        if self.bundle_sha256.is_some() || !write_new_file(&self.staging.join(BUNDLE_FILE), bytes)? {
             return Err(StoreError::DuplicateFile { round: self.round, name: BUNDLE_FILE.to_string() });
         }
-        self.has_bundle = true;
+        self.bundle_sha256 = Some(log::bundle_sha256(bytes));
+        Ok(())
+    }
+
+    /// Names the round for the log: its manifest digest and attestation time (kept in the
+    /// round's directory too). Once.
+    pub fn set_identity(&mut self, identity: RoundIdentity) -> Result<(), StoreError> {
+        if self.identity.is_some()
+            || !write_new_file(&self.staging.join(log::IDENTITY_FILE), identity.to_json().as_bytes())?
+        {
+            return Err(StoreError::DuplicateFile { round: self.round, name: log::IDENTITY_FILE.to_string() });
+        }
+        self.identity = Some(identity);
         Ok(())
     }
 
@@ -558,9 +642,12 @@ impl PendingRound {
     /// unpublished and its number is burnt (see the module docs).
     pub fn commit(mut self) -> Result<u64, StoreError> {
         let crash = CrashPoint::from_env();
-        if !self.has_bundle {
+        let Some(bundle_sha256) = self.bundle_sha256 else {
             return Err(StoreError::MissingBundle { round: self.round });
-        }
+        };
+        let Some(identity) = self.identity else {
+            return Err(StoreError::MissingIdentity { round: self.round });
+        };
         sync_dir(&self.staging.join(INCLUSION_DIR))?;
         sync_dir(&self.staging)?;
         crash_if(crash, CrashPoint::Staged);
@@ -577,6 +664,9 @@ impl PendingRound {
         sync_dir(&self.paths.rounds_dir)?;
         sync_dir(&self.paths.tmp_dir)?;
         crash_if(crash, CrashPoint::Renamed);
+
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).append(self.round, identity, bundle_sha256)?;
+        crash_if(crash, CrashPoint::Logged);
 
         let temp = self.paths.write_temp_number("latest", self.round)?;
         crash_if(crash, CrashPoint::LatestTemp);
@@ -601,6 +691,13 @@ impl Drop for PendingRound {
 
 #[cfg(test)]
 mod tests {
+    /// A made-up log identity for a made-up bundle.
+    fn fake_identity(bundle: &[u8]) -> crate::store::log::RoundIdentity {
+        use sha2::Digest as _;
+        let digest: [u8; 48] = sha2::Sha384::digest(bundle).into();
+        crate::store::log::RoundIdentity { manifest_digest: digest, attested_ms: 1_700_000_000_000 }
+    }
+
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
@@ -613,6 +710,7 @@ mod tests {
     fn commit(store: &Store, round: u64, bundle: &[u8]) -> u64 {
         let mut pending = store.begin(round).unwrap();
         pending.write_bundle(bundle).unwrap();
+        pending.set_identity(fake_identity(bundle)).unwrap();
         pending.add_inclusion_proof("alice", b"{\"alice\":1}").unwrap();
         pending.commit().unwrap()
     }
@@ -622,6 +720,7 @@ mod tests {
         let staging = dir.join(TMP_DIR).join(format!("{round}-0011223344556677"));
         fs::create_dir_all(staging.join(INCLUSION_DIR)).unwrap();
         fs::write(staging.join(BUNDLE_FILE), b"staged").unwrap();
+        fs::write(staging.join(log::IDENTITY_FILE), fake_identity(b"staged").to_json()).unwrap();
         fs::write(staging.join(INCLUSION_DIR).join("alice.json"), b"{}").unwrap();
         staging
     }
@@ -637,6 +736,7 @@ mod tests {
         let mut pending = store.begin(1).unwrap();
         assert_eq!(pending.round(), 1);
         pending.write_bundle(b"bundle one").unwrap();
+        pending.set_identity(fake_identity(b"bundle one")).unwrap();
         pending.add_inclusion_proof("alice", b"{\"a\":1}").unwrap();
         pending.add_inclusion_proof("bob", b"{\"b\":2}").unwrap();
         pending.add_file("summary.json", b"{}").unwrap();
@@ -652,7 +752,7 @@ mod tests {
         assert_eq!(store.inclusion_proof(2, "alice").unwrap(), None);
         assert_eq!(fs::read_to_string(dir.path().join("latest")).unwrap(), "1\n");
         let round_dir = dir.path().join("rounds/00000000000000000001");
-        assert_eq!(names(&round_dir), ["bundle.cbor", "inclusion", "summary.json"]);
+        assert_eq!(names(&round_dir), ["bundle.cbor", "identity.json", "inclusion", "summary.json"]);
         assert_eq!(names(&round_dir.join("inclusion")), ["alice.json", "bob.json"]);
         assert!(names(&dir.path().join("tmp")).is_empty());
 
@@ -685,14 +785,18 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut slow = store.begin(5).unwrap();
         slow.write_bundle(b"slow").unwrap();
+        slow.set_identity(fake_identity(b"slow")).unwrap();
         let mut same = store.begin(5).unwrap();
         same.write_bundle(b"same").unwrap();
+        same.set_identity(fake_identity(b"same")).unwrap();
         commit(&store, 7, b"seven");
         assert!(matches!(slow.commit(), Err(StoreError::NotNewer { round: 5, latest: 7 })));
         let mut fast = store.begin(8).unwrap();
         fast.write_bundle(b"eight").unwrap();
+        fast.set_identity(fake_identity(b"eight")).unwrap();
         let mut twin = store.begin(8).unwrap();
         twin.write_bundle(b"twin").unwrap();
+        twin.set_identity(fake_identity(b"twin")).unwrap();
         fast.commit().unwrap();
         assert!(matches!(twin.commit(), Err(StoreError::NotNewer { round: 8, latest: 8 })));
         drop(same);
@@ -707,6 +811,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut pending = store.begin(1).unwrap();
         pending.write_bundle(b"bundle").unwrap();
+        pending.set_identity(fake_identity(b"bundle")).unwrap();
         pending.add_inclusion_proof("alice", b"{}").unwrap();
         assert_eq!(names(&dir.path().join("tmp")).len(), 1);
         drop(pending);
@@ -735,6 +840,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut pending = store.begin(1).unwrap();
         pending.write_bundle(b"one").unwrap();
+        pending.set_identity(fake_identity(b"one")).unwrap();
         assert!(
             matches!(pending.write_bundle(b"two"), Err(StoreError::DuplicateFile { round: 1, ref name }) if name == "bundle.cbor")
         );
@@ -756,8 +862,21 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut pending = store.begin(1).unwrap();
         let long = "x".repeat(MAX_FILE_NAME + 1);
-        for name in ["", ".", "..", "../x", "a/b", "/abs", ".hidden", "a b", "a\\b", "bundle.cbor", "inclusion", &long]
-        {
+        for name in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/abs",
+            ".hidden",
+            "a b",
+            "a\\b",
+            "bundle.cbor",
+            "inclusion",
+            "identity.json",
+            &long,
+        ] {
             assert!(
                 matches!(pending.add_file(name, b"x"), Err(StoreError::BadFileName { name: ref n }) if n == name),
                 "{name:?} was accepted"
@@ -765,7 +884,7 @@ mod tests {
         }
         pending.add_file(&"x".repeat(MAX_FILE_NAME), b"x").unwrap();
         pending.add_file("summary-v1_2.json", b"x").unwrap();
-        assert_eq!(names(dir.path()), ["lock", "rounds", "tmp"]);
+        assert_eq!(names(dir.path()), ["lock", "log.jsonl", "rounds", "tmp"]);
     }
 
     #[test]
@@ -776,6 +895,7 @@ mod tests {
         let ids = ["../x", "a b", "a%20b", "..", "", "/etc/passwd", "x\0y", long.as_str()];
         let mut pending = store.begin(1).unwrap();
         pending.write_bundle(b"bundle").unwrap();
+        pending.set_identity(fake_identity(b"bundle")).unwrap();
         for (i, id) in ids.iter().enumerate() {
             pending.add_inclusion_proof(id, format!("{i}").as_bytes()).unwrap();
         }
@@ -785,8 +905,11 @@ mod tests {
         }
         assert_eq!(store.inclusion_proof(1, "../y").unwrap(), None);
         assert_eq!(store.inclusion_proof(1, &"é".repeat(401)).unwrap(), None);
-        assert_eq!(names(dir.path()), ["latest", "lock", "rounds", "tmp"]);
-        assert_eq!(names(&dir.path().join("rounds/00000000000000000001")), ["bundle.cbor", "inclusion"]);
+        assert_eq!(names(dir.path()), ["latest", "lock", "log.jsonl", "rounds", "tmp"]);
+        assert_eq!(
+            names(&dir.path().join("rounds/00000000000000000001")),
+            ["bundle.cbor", "identity.json", "inclusion"]
+        );
         assert_eq!(names(&dir.path().join("rounds/00000000000000000001/inclusion")).len(), ids.len());
     }
 
@@ -961,6 +1084,54 @@ mod tests {
     }
 
     #[test]
+    fn every_stored_round_is_logged_once_in_order_even_across_crashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, 1, b"one");
+        // A crash after the rename, before the log line: logged at the next open.
+        let staging = stage_by_hand(dir.path(), 2);
+        fs::rename(staging, dir.path().join("rounds/00000000000000000002")).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, 3, b"three");
+        let log = attestation::log::parse(&fs::read(dir.path().join("log.jsonl")).unwrap()).unwrap();
+        let rounds: Vec<u64> = log.entries().iter().map(|e| e.round).collect();
+        assert_eq!(rounds, [1, 2, 3]);
+        assert_eq!(store.round_by_digest(&fake_identity(b"three").manifest_digest).unwrap(), Some(3));
+        assert_eq!(store.round_by_digest(&fake_identity(b"staged").manifest_digest).unwrap(), Some(2));
+        assert_eq!(store.round_by_digest(&[0; 48]).unwrap(), None);
+        let (_, head, len) = store.log_file();
+        assert_eq!((head, len), (log.head(), 3));
+        drop(store);
+
+        // A line cut short by a crash while appending is removed, and the chain goes on.
+        let mut bytes = fs::read(dir.path().join("log.jsonl")).unwrap();
+        bytes.extend_from_slice(b"{\"seq\":3,\"rou");
+        fs::write(dir.path().join("log.jsonl"), &bytes).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, 4, b"four");
+        let log = attestation::log::parse(&fs::read(dir.path().join("log.jsonl")).unwrap()).unwrap();
+        assert_eq!(log.entries().len(), 4);
+        drop(store);
+
+        // A log edited by hand (a round removed) is refused, not served.
+        let text = String::from_utf8(fs::read(dir.path().join("log.jsonl")).unwrap()).unwrap();
+        let edited: String = text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| format!("{l}\n")).collect();
+        fs::write(dir.path().join("log.jsonl"), edited).unwrap();
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn crash_at_logged_leaves_the_round_logged_and_unpublished() {
+        let dir = crash_at("logged");
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.latest().unwrap(), Some(1));
+        let log = attestation::log::parse(&fs::read(dir.path().join("log.jsonl")).unwrap()).unwrap();
+        assert_eq!(log.entries().iter().map(|e| e.round).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(store.next_round().unwrap(), Some(3));
+    }
+
+    #[test]
     fn crash_at_latest_temp_leaves_the_previous_round() {
         let dir = crash_at("latest-temp");
         let tmp = names(&dir.path().join("tmp"));
@@ -992,6 +1163,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut pending = store.begin(1).unwrap();
         pending.write_bundle(b"bundle").unwrap();
+        pending.set_identity(fake_identity(b"bundle")).unwrap();
         // A second open (its own file description, as another process's would be) is refused
         // and clears nothing.
         assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked { .. })));
