@@ -11,7 +11,7 @@ use sha2::{Digest, Sha384};
 /// The `format` value of a version-1 round manifest (still verified; no longer made).
 pub const MANIFEST_FORMAT_V1: &str = "solvency-enclave/manifest/v1";
 /// The `format` value of a version-2 round manifest: v1 plus the guards of the read (relations,
-/// database OID, session role, RDS identity) and the reserves and solvency statement.
+/// database OID, session role, RDS identity).
 pub const MANIFEST_FORMAT_V2: &str = "solvency-enclave/manifest/v2";
 /// The `format` value of a version-1 setup manifest.
 pub const SETUP_FORMAT_V1: &str = "solvency-enclave/setup/v1";

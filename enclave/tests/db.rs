@@ -130,7 +130,7 @@ fn the_read_goes_through_the_parents_proxy_with_tls_end_to_end() {
         let refused = enclave::db::connect_via_proxy(&config, &other).await.err().unwrap();
         assert!(matches!(refused, DbError::Proxy(_)), "{refused}");
         let mut session = enclave::db::connect_via_proxy(&config, &proxy).await.unwrap();
-        session.snapshot().await.unwrap().read(&config, 100, &mut |_| {}).await.unwrap()
+        session.snapshot(config.query()).await.unwrap().read(&config, 100, &mut |_| {}).await.unwrap()
     });
     assert_eq!(read.ledger.totals(), fixture::expected_totals(30, 2));
     // The certificate recorded is the database's own: the proxy only relayed bytes.
@@ -267,7 +267,7 @@ fn writes_committed_during_the_read_are_not_seen() {
             Session::connect(stream, &config.database, &config.server_pin().unwrap(), &config.password().unwrap())
                 .await
                 .unwrap();
-        let snapshot = session.snapshot().await.unwrap();
+        let snapshot = session.snapshot(config.query()).await.unwrap();
         // Another client moves money and opens an account after the snapshot was taken.
         cluster
             .psql(

@@ -221,3 +221,30 @@ fn a_second_database_of_the_cluster_is_recorded_as_itself() {
     // The relations of a template copy keep their OIDs: they cannot tell the databases apart.
     assert_eq!(id.relations.as_ref().unwrap()[0].oid, genuine.relations.as_ref().unwrap()[0].oid);
 }
+
+#[test]
+fn relations_reached_behind_the_parsers_back_are_found_by_their_locks() {
+    let cluster = cluster_with_whale();
+    cluster
+        .psql(
+            "CREATE TABLE public.closed (account_id text); INSERT INTO public.closed VALUES ('whale');
+             GRANT SELECT ON public.closed TO solvency_reader;
+             CREATE VIEW public.\"ba\u{212a}ances\" AS SELECT * FROM public.balances WHERE account_id <> 'whale';
+             GRANT SELECT ON public.\"ba\u{212a}ances\" TO solvency_reader;",
+        )
+        .unwrap();
+    // A built-in that runs SQL of its own: the plan shows only balances, the locks show closed.
+    let hidden = "SELECT account_id, asset, amount FROM public.balances WHERE pg_catalog.strpos(\
+                  pg_catalog.query_to_xml('SELECT account_id FROM public.closed', false, false, '')::text, account_id) = 0";
+    let e = guard_error(read(&cluster, hidden));
+    assert!(matches!(&e, GuardError::Unchecked(name) if name == "public.closed"), "{e}");
+    // A view whose unquoted name folds differently outside ASCII (the Kelvin sign is not K).
+    let e = guard_error(read(&cluster, "SELECT account_id, asset, amount FROM public.ba\u{212a}ances"));
+    assert!(matches!(&e, GuardError::Kind { kind: "view", .. }), "{e}");
+    // `TABLE name` is refused rather than missed.
+    let e = guard_error(read(
+        &cluster,
+        "SELECT account_id, asset, amount FROM public.balances UNION ALL TABLE public.balances",
+    ));
+    assert!(matches!(&e, GuardError::Parse(_)), "{e}");
+}

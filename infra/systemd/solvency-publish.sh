@@ -11,7 +11,7 @@
 #
 # Which rounds: those numbered up to the store's `latest` pointer. A directory above it is a
 # round the parent has not published (a crash between writing and publishing it; see
-# parent/src/store.rs) and waits until a later round is committed.
+# parent/src/store/mod.rs) and waits until a later round is committed.
 #
 # Never overwriting: every object is written with If-None-Match: *, so S3 refuses to replace an
 # existing key. If the key exists, its SHA-256 (stored by S3 from our upload) is compared with the

@@ -101,8 +101,8 @@ impl Driver {
         Arc::clone(&self.busy).try_lock_owned().map_err(|_| RoundError::Busy)
     }
 
-    /// Reserves the next round's number durably before the enclave hears it, so no number is
-    /// ever proven twice, even if this process crashes before the round is stored.
+    /// Reserves the next round's number durably before the enclave hears it, so this store never
+    /// gives two rounds one label, even if this process crashes before the round is stored.
     pub fn reserve_round(&self) -> Result<u64, RoundError> {
         Ok(self.store.reserve_round()?)
     }

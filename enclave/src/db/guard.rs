@@ -21,7 +21,13 @@ use tokio_postgres::Transaction;
 /// else runs in it: every unqualified name resolves in `pg_catalog` (and the session's own
 /// temporary schema last, where PostgreSQL never looks for functions), and a read that a row
 /// policy would filter fails instead of shrinking.
-pub const TRANSACTION_SETTINGS: &str = "SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL row_security = off";
+///
+/// The others undo what a role or database default (`ALTER ROLE … SET`) could change about the
+/// meaning of the pinned query: how string literals are read, `= NULL`, dates and numbers.
+pub const TRANSACTION_SETTINGS: &str = "SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL row_security = off; \
+     SET LOCAL standard_conforming_strings = on; SET LOCAL transform_null_equals = off; \
+     SET LOCAL backslash_quote = safe_encoding; SET LOCAL array_nulls = on; SET LOCAL TimeZone = 'UTC'; \
+     SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1";
 
 /// Functions the identity query calls: none of these names may exist outside `pg_catalog`.
 pub const IDENTITY_FUNCTIONS: [&str; 11] = [
@@ -79,8 +85,8 @@ pub enum GuardError {
     /// A relation with row-level security enabled.
     #[error("{name} has row-level security enabled (policies: {}); it could filter what the reader sees", policy_list(.policies))]
     RowSecurity { name: String, policies: Vec<String> },
-    /// The plan reads a relation that was not checked.
-    #[error("the query's plan reads {0}, which the query does not name as a checked table (a view, rule or function in between?)")]
+    /// The plan or the read reached a relation that was not checked.
+    #[error("the read reaches {0}, which the query does not name as a checked table (a view, rule, partition attached mid-read, or a function in between?)")]
     Unchecked(String),
     /// A function shadows one of pg_catalog's that the identity query calls.
     #[error("the function {0} shadows the built-in one the identity read calls: someone tried to make the database report another identity")]
@@ -139,11 +145,25 @@ pub struct QueryNames {
     unqualified: Vec<String>,
 }
 
+/// An identifier as PostgreSQL stores it: unquoted ones folded to lower case in ASCII only (as
+/// PostgreSQL does: `K`, the Kelvin sign, stays itself), truncated to PostgreSQL's 63 bytes.
 fn fold(ident: &sqlparser::ast::Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
+    let folded = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_ascii_lowercase() };
+    let mut end = folded.len().min(63);
+    while !folded.is_char_boundary(end) {
+        end -= 1;
+    }
+    folded.get(..end).unwrap_or_default().to_owned()
+}
+
+/// Whether a set expression is, or contains, a `TABLE name` query, which the relation visitor
+/// does not see; the read refuses them rather than miss a relation.
+fn has_table_command(set: &sqlparser::ast::SetExpr) -> bool {
+    use sqlparser::ast::SetExpr;
+    match set {
+        SetExpr::Table(_) => true,
+        SetExpr::SetOperation { left, right, .. } => has_table_command(left) || has_table_command(right),
+        _ => false,
     }
 }
 
@@ -169,6 +189,10 @@ impl Visitor for Names {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if has_table_command(&query.body) {
+            self.error = Some(GuardError::Parse("a `TABLE name` query; write SELECT … FROM name".into()));
+            return ControlFlow::Break(());
+        }
         for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
             self.ctes.insert(fold(&cte.alias.name));
         }
@@ -390,7 +414,8 @@ pub async fn check(
             relations.extend(descendants(tx, &row, kind).await?);
         }
     }
-    check_plan(tx, query, &relations).await?;
+    let plans = explain(tx, query).await?;
+    check_plan(&plans, &relations)?;
     check_shadowing(tx).await?;
     Ok(relations)
 }
@@ -435,6 +460,82 @@ async fn descendants(
     Ok(out)
 }
 
+/// `"name"` with PostgreSQL's quoting.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Takes ACCESS SHARE locks on every relation the query names, before the transaction's snapshot
+/// exists: a table renamed, dropped or truncated in another transaction after this point waits
+/// for the read to end, so the relation the catalog checks see is the one the rows come from.
+/// (`LOCK` takes no snapshot; it also locks a partitioned or inheritance parent's children.)
+pub async fn lock_named(tx: &Transaction<'_>, names: &QueryNames) -> Result<(), GuardError> {
+    // `SHOW` takes no snapshot either: a role switched by a default is refused before it locks.
+    let show = |name: &'static str| async move {
+        let messages =
+            tx.simple_query(&format!("SHOW {name}")).await.map_err(|e| GuardError::Catalog(e.to_string()))?;
+        messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .ok_or_else(|| GuardError::Catalog(format!("SHOW {name} returned nothing")))
+    };
+    let role = show("role").await?;
+    if role != "none" {
+        return Err(GuardError::RoleSwitched { session: show("session_authorization").await?, current: role });
+    }
+    for name in &names.relations {
+        let statement =
+            format!("LOCK TABLE {}.{} IN ACCESS SHARE MODE", quote_ident(&name.schema), quote_ident(&name.name));
+        if let Err(e) = tx.batch_execute(&statement).await {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                return Err(GuardError::Missing(name.to_string()));
+            }
+            return Err(GuardError::Catalog(format!("locking {name}: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// After the rows were read, before the transaction ends: every relation this session opened
+/// (PostgreSQL holds a lock on each until the end) must be a checked relation, one of their
+/// indexes or TOAST tables, or a catalog. Whatever the parser, the rewriter, the planner or the
+/// executor reached — a view, a partition attached mid-read, a foreign table, a table read by a
+/// built-in that runs SQL — is found here by OID, not by name.
+pub async fn check_locks(tx: &Transaction<'_>, relations: &[Relation]) -> Result<(), GuardError> {
+    let rows = tx
+        .query(
+            "SELECT c.oid::pg_catalog.int8, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, \
+                    COALESCE(i.indrelid, t.oid, 0::pg_catalog.oid)::pg_catalog.int8 \
+             FROM pg_catalog.pg_locks l \
+             JOIN pg_catalog.pg_class c ON c.oid = l.relation \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid \
+             LEFT JOIN pg_catalog.pg_class t ON t.reltoastrelid = c.oid \
+             WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'",
+            &[],
+        )
+        .await
+        .map_err(|e| GuardError::Catalog(format!("listing the session's locks: {e}")))?;
+    let checked: BTreeSet<i64> = relations.iter().map(|r| i64::from(r.oid)).collect();
+    for row in &rows {
+        let get = |e: tokio_postgres::Error| GuardError::Catalog(e.to_string());
+        let oid: i64 = row.try_get(0).map_err(get)?;
+        let schema: String = row.try_get(1).map_err(get)?;
+        let name: String = row.try_get(2).map_err(get)?;
+        let owner: i64 = row.try_get(3).map_err(get)?;
+        let allowed = checked.contains(&oid)
+            || checked.contains(&owner)
+            || matches!(schema.as_str(), "pg_catalog" | "pg_toast" | "information_schema");
+        if !allowed {
+            return Err(GuardError::Unchecked(format!("{schema}.{name}")));
+        }
+    }
+    Ok(())
+}
+
 /// A node of `EXPLAIN (VERBOSE, FORMAT JSON)`'s plan: only what is checked.
 #[derive(Deserialize)]
 struct PlanNode {
@@ -461,25 +562,27 @@ fn walk<'a>(node: &'a PlanNode, out: &mut Vec<&'a PlanNode>) {
     }
 }
 
-/// Asks PostgreSQL which relations its plan for the query scans: every one must be a checked
-/// relation (a parser that saw the query differently from PostgreSQL cannot slip one past), and
-/// every function scan must be of a built-in.
-async fn check_plan(tx: &Transaction<'_>, query: &str, relations: &[Relation]) -> Result<(), GuardError> {
-    // The simple protocol returns the plan as text, whatever the json type's binary form is.
-    let messages = tx
-        .simple_query(&format!("EXPLAIN (VERBOSE, FORMAT JSON) {query}"))
+/// Asks PostgreSQL for its plan of the query. The extended protocol runs exactly one statement,
+/// whatever the query text holds.
+async fn explain(tx: &Transaction<'_>, query: &str) -> Result<Vec<Explained>, GuardError> {
+    let rows = tx
+        .query(&format!("EXPLAIN (VERBOSE, FORMAT JSON) {query}"), &[])
         .await
         .map_err(|e| GuardError::Catalog(format!("explaining the query: {e}")))?;
-    let text = messages
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .ok_or_else(|| GuardError::Catalog("EXPLAIN returned nothing".into()))?;
-    let plans: Vec<Explained> = serde_json::from_str(&text).map_err(|e| GuardError::Catalog(e.to_string()))?;
+    let plan: serde_json::Value = rows
+        .first()
+        .ok_or_else(|| GuardError::Catalog("EXPLAIN returned nothing".into()))?
+        .try_get(0)
+        .map_err(|e| GuardError::Catalog(format!("the plan: {e}")))?;
+    serde_json::from_value(plan).map_err(|e| GuardError::Catalog(format!("the plan: {e}")))
+}
+
+/// Checks the plan: every relation it scans must be a checked relation (a parser that saw the
+/// query differently from PostgreSQL cannot slip one past), and every function scan must be of
+/// a built-in.
+fn check_plan(plans: &[Explained], relations: &[Relation]) -> Result<(), GuardError> {
     let mut nodes = Vec::new();
-    for explained in &plans {
+    for explained in plans {
         walk(&explained.plan, &mut nodes);
     }
     for node in nodes {

@@ -104,10 +104,12 @@ impl Session {
         Ok(Self { client, server_cert_sha256, connection })
     }
 
-    /// Opens the read's transaction, pins its name resolution and row security, and records the
+    /// Opens the read's transaction, pins its name resolution, row security and the settings that
+    /// change what a query means, locks the relations `query` names (before the snapshot, so
+    /// none can be swapped for another under its name while the read runs), and records the
     /// database's identity in its first query, which also fixes the snapshot every later
     /// statement sees. A session whose role switched after login is refused.
-    pub async fn snapshot(&mut self) -> Result<Snapshot<'_>, DbError> {
+    pub async fn snapshot(&mut self, query: &str) -> Result<Snapshot<'_>, DbError> {
         let tx = self
             .client
             .build_transaction()
@@ -116,8 +118,13 @@ impl Session {
             .start()
             .await
             .map_err(|source| DbError::Query { what: "starting the read-only transaction", source })?;
+        tx.batch_execute(TRANSACTION_SETTINGS)
+            .await
+            .map_err(|source| DbError::Query { what: "pinning the transaction's settings", source })?;
+        let names = QueryNames::parse(query).map_err(DbError::Guard)?;
+        guard::lock_named(&tx, &names).await.map_err(DbError::Guard)?;
         let messages = tx
-            .simple_query(&format!("{TRANSACTION_SETTINGS}; {IDENTITY_QUERY}"))
+            .simple_query(IDENTITY_QUERY)
             .await
             .map_err(|source| DbError::Query { what: "reading the database identity", source })?;
         let row = messages
@@ -241,6 +248,7 @@ impl Snapshot<'_> {
         }
         decoder.finish().map_err(|reason| DbError::CopyFormat { row: row + 1, reason })?;
         progress(row);
+        guard::check_locks(&self.tx, &relations).await.map_err(DbError::Guard)?;
         self.tx.commit().await.map_err(|source| DbError::Query { what: "ending the transaction", source })?;
         let ledger = builder.finish()?;
         let mut identity = self.identity;
@@ -291,7 +299,7 @@ pub async fn attested_read(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<DatabaseRead, DbError> {
     let mut session = connect(config, route).await?;
-    let mut read = session.snapshot().await?.read(config, limit, progress).await?;
+    let mut read = session.snapshot(config.query()).await?.read(config, limit, progress).await?;
     if let Some(rds) = &config.database.rds {
         let credentials = aws.ok_or(DbError::AwsCredentials)?;
         let identity = crate::aws::rds::read_identity(
@@ -319,6 +327,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut session = Session::connect(stream, &config.database, &config.server_pin()?, &config.password()?).await?;
-    let read = session.snapshot().await?.read(config, limit, progress).await;
+    let read = session.snapshot(config.query()).await?.read(config, limit, progress).await;
     read
 }

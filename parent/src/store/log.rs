@@ -101,8 +101,14 @@ impl Log {
         next.push(entry.clone()).map_err(|e| StoreError::Corrupt { path: self.path.clone(), reason: e.to_string() })?;
         let mut line = entry.line();
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(io_err("append", &self.path))?;
-        self.file.sync_all().map_err(io_err("fsync", &self.path))?;
+        let before = self.file.metadata().map_err(io_err("stat", &self.path))?.len();
+        let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_all());
+        if let Err(source) = written {
+            // A line written in part (a full disk) would make the next one follow garbage: cut
+            // the file back to the last whole line before anything else is appended.
+            let _ = self.file.set_len(before).and_then(|()| self.file.sync_all());
+            return Err(StoreError::Io { op: "append", path: self.path.clone(), source });
+        }
         self.by_digest.insert(entry.manifest_digest.clone(), round);
         self.verified = next;
         Ok(entry)

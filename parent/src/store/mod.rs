@@ -30,7 +30,7 @@
 //! [`Store::begin`] refuses it because the directory exists, so the next round uses a higher
 //! number ([`Store::next_round`] accounts for this). Such a directory is kept, never deleted.
 //! A number can also be burnt before any of its files exist: [`Store::reserve_round`] records
-//! it durably before the round is sent to the enclave, which never proves a number twice.
+//! it durably before the round is sent to the enclave, so this store never labels two rounds alike.
 //!
 //! One process owns a store directory: [`Store::open`] takes an exclusive lock on `lock` and a
 //! second process (a `solvency-parent round` beside a running `run`) is refused, rather than
@@ -421,7 +421,7 @@ impl Store {
 
     /// Claims [`Store::next_round`] durably (in the file `reserved`) so that no later call
     /// returns it again, even after a crash that leaves no trace of the round in `tmp/`. Call it
-    /// before a round's number leaves the parent (the enclave refuses to prove a number twice);
+    /// before a round's number leaves the parent (so this store gives no two rounds one label);
     /// the number may then be [`Store::begin`]-ed once. An abandoned number stays burnt.
     pub fn reserve_round(&self) -> Result<u64, StoreError> {
         let _guard = self.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
