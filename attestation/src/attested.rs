@@ -22,6 +22,9 @@ use crate::policy::{parse_lsn, BundlePolicy, PolicyFileError};
 pub const FORMAT_V1: &str = "solvency-enclave/bundle/v1";
 /// The `format` value of a version-2 attested round bundle.
 pub const FORMAT_V2: &str = "solvency-enclave/bundle/v2";
+/// The `format` value of a version-3 attested round bundle: v2 plus the reserves evidence, for
+/// a version-3 manifest.
+pub const FORMAT_V3: &str = "solvency-enclave/bundle/v3";
 /// The `attestation` value of a liabilities bundle embedded in an attested round bundle.
 pub const EMBEDDED: &str = "nitro-enclave";
 /// Bytes of a version-1 per-round key's ES384 signature (r ‖ s).
@@ -31,7 +34,7 @@ pub const ROUND_SIGNATURE_BYTES: usize = 96;
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RoundBundleWire {
-    /// [`FORMAT_V2`] (or [`FORMAT_V1`]).
+    /// [`FORMAT_V3`] or [`FORMAT_V2`] (or [`FORMAT_V1`]).
     pub format: String,
     /// The canonical round manifest ([`Manifest`]).
     #[serde(with = "serde_bytes")]
@@ -53,6 +56,10 @@ pub struct RoundBundleWire {
     /// The liabilities bundle (`docs/commitment-spec.md` §8), `attestation` = [`EMBEDDED`].
     #[serde(with = "serde_bytes")]
     pub liabilities: Vec<u8>,
+    /// Version 3 only: the reserves evidence ([`crate::reserves::evidence::ReservesEvidence`]),
+    /// whose SHA-256 the manifest's solvency statement holds.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub reserves: Option<Vec<u8>>,
 }
 
 impl RoundBundleWire {
@@ -79,18 +86,32 @@ impl RoundBundleWire {
         if wire.encode() != bytes {
             return Err(BundleError::NonCanonical);
         }
-        let v1 = match wire.format.as_str() {
-            FORMAT_V1 => true,
-            FORMAT_V2 => false,
-            _ => return Err(BundleError::UnknownFormat(wire.format)),
-        };
-        if v1 != wire.round_signature.is_some() {
-            return Err(BundleError::Field {
-                field: "round_signature",
-                problem: if v1 { "is missing" } else { "is not part of version 2" },
-            });
+        let version = wire.version();
+        if version == 0 {
+            return Err(BundleError::UnknownFormat(wire.format));
+        }
+        for (field, present, versions) in
+            [("round_signature", wire.round_signature.is_some(), [1]), ("reserves", wire.reserves.is_some(), [3])]
+        {
+            let wanted = versions.contains(&version);
+            if wanted != present {
+                return Err(BundleError::Field {
+                    field,
+                    problem: if wanted { "is missing" } else { "is not part of this version" },
+                });
+            }
         }
         Ok(wire)
+    }
+
+    /// The bundle's version: 1, 2 or 3 (0 for an unknown format).
+    pub fn version(&self) -> u8 {
+        match self.format.as_str() {
+            FORMAT_V1 => 1,
+            FORMAT_V2 => 2,
+            FORMAT_V3 => 3,
+            _ => 0,
+        }
     }
 
     /// The manifest digest that identifies this round (hex of 48 bytes).
@@ -106,7 +127,7 @@ pub fn is_round_bundle(bytes: &[u8]) -> bool {
     struct Format {
         format: String,
     }
-    ciborium::from_reader::<Format, _>(bytes).is_ok_and(|f| f.format == FORMAT_V1 || f.format == FORMAT_V2)
+    ciborium::from_reader::<Format, _>(bytes).is_ok_and(|f| [FORMAT_V1, FORMAT_V2, FORMAT_V3].contains(&f.format.as_str()))
 }
 
 /// Why a round bundle was refused, by step (in the order they are checked).
@@ -155,6 +176,12 @@ pub enum RoundError {
     /// The manifest and the liabilities bundle disagree.
     #[error("consistency: the manifest's {0} differs from the liabilities bundle's")]
     Consistency(&'static str),
+    /// The reserves evidence does not yield the manifest's figures, or breaks a policy pin.
+    #[error("reserves: {0}")]
+    Reserves(String),
+    /// An asset is short and the policy requires solvency, or the round states none.
+    #[error("solvency: {0}")]
+    Solvency(String),
 }
 
 impl RoundError {
@@ -175,6 +202,8 @@ impl RoundError {
             Self::Configuration { .. } => "configuration",
             Self::Liabilities(_) => "liabilities",
             Self::Consistency(_) => "consistency",
+            Self::Reserves(_) => "reserves",
+            Self::Solvency(_) => "solvency",
         }
     }
 }
@@ -442,7 +471,8 @@ fn check_configuration(
 /// signature, PCRs, debug); the manifest binding; the expected round; (v1) the per-round key's
 /// signature; the nonce; freshness; the setup attestation (same image, attests these keys); the
 /// database pins; the configuration pins; every batch proof, the sum chain, totals and root; the
-/// manifest against the liabilities bundle.
+/// manifest against the liabilities bundle; the reserves, re-derived from the evidence and held
+/// against the policy's pins; the solvency verdicts the policy requires.
 pub fn verify(
     bytes: &[u8],
     policy: &BundlePolicy,
@@ -452,8 +482,8 @@ pub fn verify(
     let rules = policy.rules()?;
     let wire = RoundBundleWire::decode(bytes).map_err(RoundError::Decode)?;
     let manifest = Manifest::decode(&wire.manifest).map_err(RoundError::Manifest)?;
-    // A v2 manifest inside a v1 envelope (or the reverse) is not something an enclave makes.
-    if manifest.is_v2() != (wire.format == FORMAT_V2) {
+    // A manifest inside an envelope of another version is not something an enclave makes.
+    if manifest.version() != wire.version() {
         return Err(RoundError::Decode(BundleError::Field {
             field: "manifest",
             problem: "is of another version than the bundle",
@@ -572,6 +602,8 @@ pub fn verify(
     }
     let liabilities = crate::liabilities::verify(bundle, Some(vk_pin)).map_err(RoundError::Liabilities)?;
     check_consistency(&manifest, liabilities.bundle())?;
+    crate::solvency::check_reserves(&manifest, wire.reserves.as_deref(), policy)?;
+    crate::solvency::check_solvency(&manifest, policy)?;
 
     Ok(VerifiedRound { manifest, manifest_digest: digest, document, setup, liabilities })
 }

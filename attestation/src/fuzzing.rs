@@ -68,6 +68,8 @@ pub fn round_bundle(data: &[u8]) {
             },
             round: RoundRules::default(),
             assets: None,
+            solvency: Default::default(),
+            reserves: None,
         };
         Some((policy, TrustAnchor::aws_builtin().ok()?))
     });

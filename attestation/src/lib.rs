@@ -32,4 +32,6 @@ pub mod manifest;
 pub mod nitro;
 pub mod policy;
 pub mod poseidon;
+pub mod reserves;
+mod solvency;
 pub mod tree;

@@ -8,15 +8,22 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha384};
 
+use crate::reserves::statement::Solvency;
+
 /// The `format` value of a version-1 round manifest (still verified; no longer made).
 pub const MANIFEST_FORMAT_V1: &str = "solvency-enclave/manifest/v1";
 /// The `format` value of a version-2 round manifest: v1 plus the guards of the read (relations,
 /// database OID, session role, RDS identity).
 pub const MANIFEST_FORMAT_V2: &str = "solvency-enclave/manifest/v2";
+/// The `format` value of a version-3 round manifest: v2 plus the solvency statement (reserves
+/// read from chains, per-asset verdicts). A new version rather than an optional v2 field, so a
+/// verifier that predates reserves says "unknown format" instead of a misleading decode error,
+/// and a v3 manifest without its statement is malformed rather than silently a v2 one.
+pub const MANIFEST_FORMAT_V3: &str = "solvency-enclave/manifest/v3";
 /// The `format` value of a version-1 setup manifest.
 pub const SETUP_FORMAT_V1: &str = "solvency-enclave/setup/v1";
-/// Largest manifest accepted (the query text dominates).
-pub const MAX_MANIFEST_BYTES: usize = 64 << 10;
+/// Largest manifest accepted: the solvency statement lists every owned address and its balance.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 /// Why manifest bytes were refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -244,6 +251,9 @@ pub struct Manifest {
     /// SHA-256 of the setup manifest whose keys proved this round.
     #[serde(with = "serde_bytes")]
     pub setup_sha256: Vec<u8>,
+    /// The solvency statement (v3 only): reserves per asset from chain state, and the verdicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solvency: Option<Solvency>,
 }
 
 /// What an attested setup round produced.
@@ -310,24 +320,32 @@ impl Manifest {
     /// the fields of its version, and only those, are present.
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let m: Self = decode_canonical(bytes)?;
-        let v2 = match m.format.as_str() {
-            MANIFEST_FORMAT_V1 => false,
-            MANIFEST_FORMAT_V2 => true,
+        let (format, version) = match m.format.as_str() {
+            MANIFEST_FORMAT_V1 => (MANIFEST_FORMAT_V1, 1),
+            MANIFEST_FORMAT_V2 => (MANIFEST_FORMAT_V2, 2),
+            MANIFEST_FORMAT_V3 => (MANIFEST_FORMAT_V3, 3),
             _ => return Err(ManifestError::UnknownFormat(m.format)),
         };
-        let format = if v2 { MANIFEST_FORMAT_V2 } else { MANIFEST_FORMAT_V1 };
         let db = &m.database;
-        for (field, present, required_in_v2) in [
-            ("database.session_role", db.session_role.is_some(), true),
-            ("database.database_oid", db.database_oid.is_some(), true),
-            ("database.relations", db.relations.is_some(), true),
-            ("database.rds", db.rds.is_some(), false),
+        // (field, present, the first version that has it, whether that version requires it)
+        for (field, present, since, required) in [
+            ("database.session_role", db.session_role.is_some(), 2, true),
+            ("database.database_oid", db.database_oid.is_some(), 2, true),
+            ("database.relations", db.relations.is_some(), 2, true),
+            ("database.rds", db.rds.is_some(), 2, false),
+            ("solvency", m.solvency.is_some(), 3, true),
         ] {
-            if present && !v2 {
+            if present && version < since {
                 return Err(ManifestError::Field { format, field, problem: "is not part of this version" });
             }
-            if !present && v2 && required_in_v2 {
+            if !present && version >= since && required {
                 return Err(ManifestError::Field { format, field, problem: "is missing" });
+            }
+        }
+        if let Some(solvency) = &m.solvency {
+            check_len("solvency.evidence_sha256", &solvency.evidence_sha256, 32)?;
+            for chain in &solvency.chains {
+                check_len("solvency.chains.hash", &chain.hash, 32)?;
             }
         }
         check_len("round_id", &m.round_id, 32)?;
@@ -344,9 +362,19 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Whether this is a version-2 manifest.
+    /// Whether this manifest records the read's guards (version 2 or later).
     pub fn is_v2(&self) -> bool {
-        self.format == MANIFEST_FORMAT_V2
+        self.format == MANIFEST_FORMAT_V2 || self.format == MANIFEST_FORMAT_V3
+    }
+
+    /// The manifest's version: 1, 2 or 3 (0 for a format [`Manifest::decode`] refuses).
+    pub fn version(&self) -> u8 {
+        match self.format.as_str() {
+            MANIFEST_FORMAT_V1 => 1,
+            MANIFEST_FORMAT_V2 => 2,
+            MANIFEST_FORMAT_V3 => 3,
+            _ => 0,
+        }
     }
 
     /// The manifest digest, which identifies a round and is the attestation document's

@@ -24,6 +24,54 @@ pub struct BundlePolicy {
     /// The assets, in leaf order, with their decimals, when pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assets: Option<Vec<AssetPin>>,
+    /// What the round's solvency statement must say.
+    #[serde(default, skip_serializing_if = "SolvencyRules::is_default")]
+    pub solvency: SolvencyRules,
+    /// Per asset, where its reserves must come from and how fresh they must be, when pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserves: Option<Vec<ReservePin>>,
+}
+
+/// Solvency requirements.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SolvencyRules {
+    /// Refuse the round (at step `solvency`) unless it states reserves ≥ liabilities for every
+    /// asset.
+    #[serde(default)]
+    pub require_solvent: bool,
+}
+
+impl SolvencyRules {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Where one asset's reserves must come from.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReservePin {
+    /// The asset's symbol.
+    pub symbol: String,
+    /// The chain ids its sources may be on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_ids: Option<Vec<u64>>,
+    /// Exactly these Chainlink feeds (proxy addresses), when pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feeds: Option<Vec<String>>,
+    /// Exactly these ERC-20 tokens, when pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<String>>,
+    /// The fewest endpoints that must have agreed on each chain's block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_agreeing: Option<u32>,
+    /// The oldest feed answer accepted at the block, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_feed_age_secs: Option<u64>,
+    /// The largest distance between the database snapshot and each chain's block, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_block_gap_secs: Option<u64>,
 }
 
 /// Freshness and debug-mode rules.
@@ -295,6 +343,14 @@ impl BundlePolicy {
         if let Some(assets) = &self.assets {
             if assets.is_empty() {
                 return Err(PolicyFileError("assets: empty; omit it to pin none".into()));
+            }
+        }
+        for pin in self.reserves.iter().flatten() {
+            for address in pin.feeds.iter().chain(&pin.tokens).flatten() {
+                hex_field(&format!("reserves.{}: address", pin.symbol), address.trim_start_matches("0x"), Some(20))?;
+            }
+            if pin.min_agreeing == Some(0) {
+                return Err(PolicyFileError(format!("reserves.{}.min_agreeing: 0 agrees with nothing", pin.symbol)));
             }
         }
         Ok(Rules {

@@ -44,6 +44,10 @@ pub struct RoundRequest {
     /// terminates, so whoever holds them cannot answer in AWS's name.
     #[serde(default)]
     pub aws_credentials: Option<AwsCredentials>,
+    /// The ownership signatures file the round configuration names (`[solvency]
+    /// ownership_signatures`), read by the parent. The enclave checks every signature itself.
+    #[serde(default)]
+    pub ownership_signatures: Option<String>,
 }
 
 /// AWS credentials (an access key, or temporary credentials with their session token).

@@ -41,6 +41,7 @@ pub mod net;
 pub mod nsm;
 pub mod output;
 pub mod prover;
+pub mod reserves;
 pub mod round;
 pub mod service;
 pub mod tls;

@@ -388,6 +388,30 @@ struct RoundWork {
 }
 
 impl RoundWork {
+    /// Reads the reserves the configuration names (none: a liabilities-only round).
+    async fn read_reserves(
+        &self,
+        read: &crate::db::DatabaseRead,
+        route: &crate::net::Route,
+    ) -> Result<Option<crate::reserves::Reserves>, ServiceError> {
+        let config = self.config.reserves_config();
+        if !config.is_enabled() {
+            return Ok(None);
+        }
+        let signatures = match &self.request.ownership_signatures {
+            Some(text) => crate::reserves::read::parse_signatures(text).map_err(|e| refused(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let liabilities = crate::reserves::read::liabilities(&self.config, &read.ledger);
+        let snapshot_ms = crate::reserves::read::snapshot_ms(&read.record.identity.server_time)
+            .map_err(|e| refused(format!("reserves: {e}")))?;
+        tracing::info!(chains = config.chains.len(), "round: reading the reserves");
+        crate::reserves::read(&config, &liabilities, &self.request.nonce, snapshot_ms, signatures, route)
+            .await
+            .map(Some)
+            .map_err(|e| refused(format!("reserves: {e}")))
+    }
+
     async fn run(self, events: Sender<FromEnclave>) -> Result<(), ServiceError> {
         // Progress is advisory: dropped, not waited for, when the parent reads slowly.
         let progress = |stage, done, total| {
@@ -400,7 +424,10 @@ impl RoundWork {
         })
         .await
         .map_err(ServiceError::Database)?;
-        tracing::info!(rows = read.record.rows, accounts = read.ledger.accounts.len(), "read; proving");
+        tracing::info!(rows = read.record.rows, accounts = read.ledger.accounts.len(), "read");
+        // The reserves are read before proving, so a round whose reserves cannot be read is
+        // refused before minutes of work, and the chains' blocks are close to the snapshot.
+        let reserves = self.read_reserves(&read, &route).await?;
 
         let mut round_id = [0u8; 32];
         rand::RngCore::fill_bytes(&mut OsRng, &mut round_id);
@@ -426,7 +453,7 @@ impl RoundWork {
         let wire = proved.bundle.to_wire();
         let liabilities = attestation::bundle::encode_wire(&wire);
         let record = read.record;
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             format: MANIFEST_FORMAT_V2.to_owned(),
             round: self.request.round,
             round_id: round_id.to_vec(),
@@ -455,7 +482,11 @@ impl RoundWork {
                 .to_vec(),
             verifying_key_sha256: attestation::liabilities::verifying_key_sha256(keys.verifying_key()).to_vec(),
             setup_sha256: Sha256::digest(&self.setup_manifest).to_vec(),
+            solvency: reserves.as_ref().map(|r| r.solvency.clone()),
         };
+        if reserves.is_some() {
+            manifest.format = attestation::manifest::MANIFEST_FORMAT_V3.to_owned();
+        }
         drop(keys);
         if manifest.deadline_ms != 0 && now_ms() > manifest.deadline_ms {
             return Err(refused("the challenge's deadline passed while proving; nothing is attested"));
@@ -471,13 +502,15 @@ impl RoundWork {
             })?
         };
         let bundle = RoundBundleWire {
-            format: attestation::attested::FORMAT_V2.to_owned(),
+            format: if reserves.is_some() { attestation::attested::FORMAT_V3 } else { attestation::attested::FORMAT_V2 }
+                .to_owned(),
             manifest: manifest_bytes,
             attestation: attestation_document,
             round_signature: None,
             setup_manifest: self.setup_manifest,
             setup_attestation: self.request.setup_attestation,
             liabilities,
+            reserves: reserves.map(|r| r.evidence.encode()),
         }
         .encode();
         let accounts = proved.account_count() as u64;

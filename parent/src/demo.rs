@@ -216,6 +216,8 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
             manifest_digest: None,
         },
         assets: Some(ASSETS.iter().map(|(s, d)| AssetPin { symbol: (*s).into(), decimals: *d }).collect()),
+        solvency: Default::default(),
+        reserves: None,
     };
     let policy_path = out.join("policy.toml");
     std::fs::write(&policy_path, policy.to_toml())?;

@@ -194,6 +194,8 @@ impl Appliance {
             },
             round: RoundRules { nonce: nonce.map(hex::encode), ..RoundRules::default() },
             assets: None,
+            solvency: Default::default(),
+            reserves: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub enum ConfigError {
     Decimals { symbol: String },
     #[error("at least one [[assets]] entry is needed")]
     NoAssets,
+    #[error(transparent)]
+    Reserves(#[from] crate::reserves::ReservesConfigError),
 }
 
 /// Whether SCRAM channel binding (`SCRAM-SHA-256-PLUS`) is required.
@@ -132,6 +134,15 @@ pub struct RoundConfig {
     pub database: DatabaseConfig,
     /// The assets, in leaf order.
     pub assets: Vec<AssetConfig>,
+    /// `[solvency]`: present when the round reads reserves.
+    #[serde(default)]
+    pub solvency: Option<crate::reserves::config::SolvencyConfig>,
+    /// `[[chains]]`: where reserves are read.
+    #[serde(default)]
+    pub chains: Vec<crate::reserves::config::ChainConfig>,
+    /// `[[reserves]]`: each asset's reserve sources.
+    #[serde(default)]
+    pub reserves: Vec<crate::reserves::config::AssetReserves>,
 }
 
 /// A password that never prints: the same type the parent sends one in.
@@ -174,10 +185,27 @@ impl RoundConfig {
             return Err(ConfigError::Decimals { symbol: a.symbol.clone() });
         }
         config.server_pin()?;
+        if let Some(solvency) = config.solvency.as_mut() {
+            if let Some(path) = solvency.ownership_signatures.as_mut() {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
+        config.reserves_config().check(&config.assets.iter().map(|a| (a.symbol.clone(), a.decimals)).collect::<Vec<_>>())?;
         if let Some(rds) = &config.database.rds {
             rds.endpoint().map_err(ConfigError::Rds)?;
         }
         Ok(config)
+    }
+
+    /// The reserves part of the configuration.
+    pub fn reserves_config(&self) -> crate::reserves::ReservesConfig {
+        crate::reserves::ReservesConfig {
+            solvency: self.solvency.clone(),
+            chains: self.chains.clone(),
+            reserves: self.reserves.clone(),
+        }
     }
 
     /// The server pin, with the CA file read.

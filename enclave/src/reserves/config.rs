@@ -1,0 +1,321 @@
+//! The reserves part of the round configuration: `[solvency]`, the chains with their JSON-RPC
+//! endpoints and block rule, and each asset's sources. `docs/reserves.md` documents it; its
+//! examples are parsed by this module's tests.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use alloy_primitives::Address;
+use serde::Deserialize;
+
+use crate::tls::ServerPin;
+
+/// Why the reserves configuration is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{place}: {problem}")]
+pub struct ReservesConfigError {
+    /// Where (`chains.ethereum.endpoints[1]`, `reserves.BTC.sources[0]`, …).
+    pub place: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn error(place: impl Into<String>, problem: impl Into<String>) -> ReservesConfigError {
+    ReservesConfigError { place: place.into(), problem: problem.into() }
+}
+
+/// `[solvency]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SolvencyConfig {
+    /// The exchange's name, as the ownership messages name it.
+    pub exchange: String,
+    /// The largest distance allowed between the database snapshot and each chain's block.
+    pub max_block_gap_secs: u64,
+    /// The file of ownership signatures (JSON, `docs/reserves.md#ownership-signatures`), read by
+    /// the parent and handed to the enclave with the round, or read directly by
+    /// `check-reserves`. Relative to the configuration file.
+    #[serde(default)]
+    pub ownership_signatures: Option<std::path::PathBuf>,
+}
+
+/// `[[chains]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// A name the sources refer to.
+    pub name: String,
+    /// The chain id every endpoint must report.
+    pub chain_id: u64,
+    /// The JSON-RPC endpoints.
+    pub endpoints: Vec<EndpointConfig>,
+    /// How many endpoints must report the chosen block with the same hash.
+    pub min_agreeing: u32,
+    /// `finalized`, or `latest-N` for N confirmations.
+    pub block: String,
+    /// Seconds allowed for each request.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+/// One JSON-RPC endpoint.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// `https://host[:port][/path]`; no credentials in it (they would be attested and published).
+    pub url: String,
+    /// SHA-256 (hex) of the endpoint's certificate; without it the certificate must chain to the
+    /// Mozilla roots compiled into the image.
+    #[serde(default)]
+    pub server_cert_sha256: Option<String>,
+}
+
+/// The block rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockRule {
+    /// The `finalized` block tag.
+    Finalized,
+    /// `latest` minus this many confirmations.
+    Confirmations(u64),
+}
+
+/// `[[reserves]]`: one asset's sources.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AssetReserves {
+    /// The asset's symbol: one of `[[assets]]`.
+    pub asset: String,
+    /// Its sources; the reserves are their sum.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// A reserve source.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// A Chainlink Proof of Reserve feed.
+    Chainlink {
+        /// The chain's name.
+        chain: String,
+        /// The feed's proxy address (`AggregatorV3Interface`).
+        feed: String,
+        /// The decimals the feed must report.
+        decimals: u32,
+        /// The feed's heartbeat.
+        heartbeat_secs: u64,
+        /// Extra age allowed past the heartbeat.
+        #[serde(default)]
+        grace_secs: u64,
+        /// An L2 sequencer-uptime feed that must report the sequencer up.
+        #[serde(default)]
+        sequencer_feed: Option<String>,
+        /// How long after the sequencer came back its feeds are trusted.
+        #[serde(default)]
+        sequencer_grace_secs: Option<u64>,
+    },
+    /// Native-coin balances.
+    Native {
+        /// The chain's name.
+        chain: String,
+        /// The owned addresses.
+        addresses: Vec<String>,
+        /// The coin's decimals (18 unless configured).
+        #[serde(default = "native_decimals")]
+        decimals: u32,
+    },
+    /// ERC-20 balances.
+    Erc20 {
+        /// The chain's name.
+        chain: String,
+        /// The token.
+        token: String,
+        /// The decimals the token must report.
+        decimals: u32,
+        /// The owned addresses.
+        addresses: Vec<String>,
+    },
+}
+
+fn native_decimals() -> u32 {
+    18
+}
+
+/// The reserves configuration of a round, checked.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct ReservesConfig {
+    /// `[solvency]`; required when there are chains or reserves.
+    #[serde(default)]
+    pub solvency: Option<SolvencyConfig>,
+    /// `[[chains]]`.
+    #[serde(default)]
+    pub chains: Vec<ChainConfig>,
+    /// `[[reserves]]`.
+    #[serde(default)]
+    pub reserves: Vec<AssetReserves>,
+}
+
+impl ChainConfig {
+    /// The block rule.
+    pub fn rule(&self) -> Result<BlockRule, ReservesConfigError> {
+        if self.block == "finalized" {
+            return Ok(BlockRule::Finalized);
+        }
+        self.block
+            .strip_prefix("latest-")
+            .and_then(|n| n.parse().ok())
+            .map(BlockRule::Confirmations)
+            .ok_or_else(|| error(format!("chains.{}.block", self.name), "must be \"finalized\" or \"latest-N\""))
+    }
+}
+
+impl EndpointConfig {
+    /// Host, port and path of the URL.
+    pub fn target(&self) -> Result<(String, u16, String), String> {
+        let uri = http::Uri::from_str(&self.url).map_err(|e| format!("not a URL: {e}"))?;
+        if uri.scheme_str() != Some("https") {
+            return Err("must be https://".into());
+        }
+        let authority = uri.authority().ok_or("has no host")?;
+        if authority.as_str().contains('@') {
+            return Err("must not carry credentials".into());
+        }
+        let path = uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        Ok((authority.host().to_owned(), authority.port_u16().unwrap_or(443), path))
+    }
+
+    /// How the endpoint's certificate is checked.
+    pub fn pin(&self) -> Result<ServerPin, String> {
+        match &self.server_cert_sha256 {
+            Some(hex_pin) => {
+                let mut pin = [0u8; 32];
+                hex::decode_to_slice(hex_pin.trim(), &mut pin).map_err(|_| "server_cert_sha256: not 64 hex digits")?;
+                Ok(ServerPin::Sha256(pin))
+            }
+            None => Ok(ServerPin::WebPki),
+        }
+    }
+}
+
+/// An address as configured: hex, any case (a mixed-case one must carry a valid EIP-55 checksum).
+pub fn parse_address(text: &str) -> Result<Address, String> {
+    let hex = text.strip_prefix("0x").ok_or("must start with 0x")?;
+    let mixed = hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
+    let address = Address::from_str(text).map_err(|e| e.to_string())?;
+    if mixed && address.to_checksum(None) != text {
+        return Err("mixed case with a wrong EIP-55 checksum".into());
+    }
+    Ok(address)
+}
+
+impl ReservesConfig {
+    /// Whether the round reads reserves at all.
+    pub fn is_enabled(&self) -> bool {
+        self.solvency.is_some() || !self.chains.is_empty() || !self.reserves.is_empty()
+    }
+
+    /// Checks the configuration against the liabilities assets (symbol, decimals).
+    pub fn check(&self, assets: &[(String, u32)]) -> Result<(), ReservesConfigError> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        let solvency = self.solvency.as_ref().ok_or_else(|| error("solvency", "missing: [[chains]] and [[reserves]] need it"))?;
+        if solvency.exchange.trim().is_empty() {
+            return Err(error("solvency.exchange", "empty"));
+        }
+        let mut names = BTreeSet::new();
+        for chain in &self.chains {
+            let place = format!("chains.{}", chain.name);
+            if !names.insert(chain.name.as_str()) {
+                return Err(error(place, "listed twice"));
+            }
+            chain.rule()?;
+            if chain.endpoints.is_empty() {
+                return Err(error(place, "no endpoints"));
+            }
+            if chain.min_agreeing == 0 || chain.min_agreeing as usize > chain.endpoints.len() {
+                return Err(error(
+                    format!("{place}.min_agreeing"),
+                    format!("must be between 1 and the {} endpoints", chain.endpoints.len()),
+                ));
+            }
+            let mut urls = BTreeSet::new();
+            for (i, endpoint) in chain.endpoints.iter().enumerate() {
+                let place = format!("{place}.endpoints[{i}]");
+                endpoint.target().map_err(|p| error(&place, p))?;
+                endpoint.pin().map_err(|p| error(&place, p))?;
+                if !urls.insert(endpoint.url.as_str()) {
+                    return Err(error(place, "the same URL twice would count as two agreeing endpoints"));
+                }
+            }
+        }
+        for (symbol, _) in assets {
+            if !self.reserves.iter().any(|r| &r.asset == symbol) {
+                return Err(error(format!("reserves.{symbol}"), "the asset has no reserves configured"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for asset in &self.reserves {
+            let place = format!("reserves.{}", asset.asset);
+            if !assets.iter().any(|(s, _)| s == &asset.asset) {
+                return Err(error(place, "not one of the round's [[assets]]"));
+            }
+            if !seen.insert(("asset".to_owned(), asset.asset.clone(), None, None)) {
+                return Err(error(place, "listed twice"));
+            }
+            if asset.sources.is_empty() {
+                return Err(error(place, "no sources"));
+            }
+            for (i, source) in asset.sources.iter().enumerate() {
+                let place = format!("{place}.sources[{i}]");
+                let chain = source.chain();
+                if !names.contains(chain) {
+                    return Err(error(format!("{place}.chain"), format!("{chain:?} is not one of [[chains]]")));
+                }
+                let (kind, contract, addresses) = match source {
+                    SourceConfig::Chainlink { feed, sequencer_feed, .. } => {
+                        if let Some(s) = sequencer_feed {
+                            parse_address(s).map_err(|p| error(format!("{place}.sequencer_feed"), p))?;
+                        }
+                        ("chainlink", Some(feed), &[][..])
+                    }
+                    SourceConfig::Native { addresses, .. } => ("native", None, &addresses[..]),
+                    SourceConfig::Erc20 { token, addresses, .. } => ("erc20", Some(token), &addresses[..]),
+                };
+                let contract = contract
+                    .map(|c| parse_address(c).map_err(|p| error(format!("{place}.{}", if kind == "erc20" { "token" } else { "feed" }), p)))
+                    .transpose()?;
+                if kind != "chainlink" && addresses.is_empty() {
+                    return Err(error(format!("{place}.addresses"), "empty"));
+                }
+                if kind == "chainlink" && !seen.insert((kind.to_owned(), chain.to_owned(), contract, None)) {
+                    return Err(error(place, "the feed is listed twice"));
+                }
+                for address in addresses {
+                    let parsed = parse_address(address).map_err(|p| error(format!("{place}.addresses"), format!("{address}: {p}")))?;
+                    if !seen.insert((kind.to_owned(), chain.to_owned(), contract, Some(parsed))) {
+                        return Err(error(format!("{place}.addresses"), format!("{address} is listed twice")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The chain a name refers to.
+    pub fn chain(&self, name: &str) -> Option<&ChainConfig> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+}
+
+impl SourceConfig {
+    /// The chain's name.
+    pub fn chain(&self) -> &str {
+        match self {
+            Self::Chainlink { chain, .. } | Self::Native { chain, .. } | Self::Erc20 { chain, .. } => chain,
+        }
+    }
+}
