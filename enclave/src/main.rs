@@ -88,6 +88,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read the liabilities totals from the database and the reserves from the configured chains,
+    /// and print the solvency statement a round would attest, without proving (a dry run).
+    CheckReserves {
+        /// Round configuration (TOML) with `[solvency]`, `[[chains]]` and `[[reserves]]`.
+        #[arg(long)]
+        config: PathBuf,
+        /// The auditor's challenge (hex) the ownership signatures name.
+        #[arg(long, default_value = "")]
+        challenge: String,
+        /// Bad rows listed before the rest are only counted.
+        #[arg(long, default_value_t = DEFAULT_ERROR_LIMIT)]
+        max_errors: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read the balances from the configured database and prove them: writes an UNATTESTED
     /// bundle, inclusion proofs and the database record (database.json).
     Prove {
@@ -508,6 +524,49 @@ fn run(command: Command) -> anyhow::Result<()> {
                 for ((asset, total), spec) in read.ledger.assets.iter().zip(&totals).zip(&config.assets) {
                     println!("  total {asset}: {total} base units ({} decimals)", spec.decimals);
                 }
+            }
+            Ok(())
+        }
+        Command::CheckReserves { config, challenge, max_errors, json } => {
+            let challenge = hex::decode(&challenge).map_err(|_| Usage("--challenge must be hex".into()))?;
+            let config = load_config(&config)?;
+            let reserves = config.reserves_config();
+            if !reserves.is_enabled() {
+                return Err(Usage("the configuration has no [solvency], [[chains]] or [[reserves]]".into()).into());
+            }
+            let signatures = match reserves.solvency.as_ref().and_then(|s| s.ownership_signatures.as_ref()) {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    enclave::reserves::read::parse_signatures(&text).map_err(|e| Refused(e.to_string()))?
+                }
+                None => Vec::new(),
+            };
+            let read = read_database(&config, max_errors)?;
+            let liabilities = enclave::reserves::read::liabilities(&config, &read.ledger);
+            let snapshot_ms =
+                enclave::reserves::read::snapshot_ms(&read.record.identity.server_time).map_err(Refused)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let result = runtime.block_on(enclave::reserves::read(
+                &reserves,
+                &liabilities,
+                &challenge,
+                snapshot_ms,
+                signatures,
+                &enclave::net::Route::Direct,
+            ));
+            let read = result.map_err(|e| Refused(format!("reserves: {e}")))?;
+            if json {
+                let report = serde_json::json!({
+                    "solvency": attestation::reserves::report::assets(&read.solvency),
+                    "reserves": attestation::reserves::report::json(&read.solvency),
+                    "evidence_bytes": read.evidence.encode().len(),
+                });
+                println!("{report:#}");
+            } else {
+                for line in attestation::reserves::report::lines(&read.solvency) {
+                    println!("{line}");
+                }
+                println!("evidence:    {} bytes", read.evidence.encode().len());
             }
             Ok(())
         }

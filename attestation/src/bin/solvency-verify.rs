@@ -268,6 +268,8 @@ fn round_report(checked: &Checked) -> serde_json::Value {
         "batches": v.liabilities().bundle().batches.len(),
         "root": hex::encode(&m.root),
         "totals": m.assets,
+        "solvency": m.solvency.as_ref().map(attestation::reserves::report::assets),
+        "reserves": m.solvency.as_ref().map(attestation::reserves::report::json),
         "verifying_key_sha256": hex::encode(&m.verifying_key_sha256),
         "setup": {
             "attested_at_ms": v.setup().document().document().timestamp_ms,
@@ -287,6 +289,8 @@ fn round_report(checked: &Checked) -> serde_json::Value {
             "configuration: the configuration hash and the assets with their decimals (where pinned)",
             "liabilities: every batch proof, the sum chain to the totals, the tree root",
             "consistency: manifest totals, root, counts and proofs equal the liabilities bundle's",
+            "reserves: each chain's header hashes to the recorded block; every account and slot follows from its state root by Merkle-Patricia proofs; feed and token reads re-executed in an EVM over that state; ownership signatures; the figures equal the manifest's; the policy's reserve pins",
+            "solvency: every asset's reserves cover its liabilities (if the policy requires it)",
         ],
     })
 }
@@ -373,6 +377,14 @@ fn print_round_report(checked: &Checked) {
     println!("accounts:    {}", m.leaf_count);
     for a in &m.assets {
         println!("total {:<8} {}", a.symbol, attestation::amount::format_decimal(&a.total, a.decimals, &a.symbol));
+    }
+    match &m.solvency {
+        Some(solvency) => {
+            for line in attestation::reserves::report::lines(solvency) {
+                println!("{line}");
+            }
+        }
+        None => println!("solvency:    not stated: this round proves liabilities only (no reserves were read)"),
     }
 }
 

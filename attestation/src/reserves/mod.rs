@@ -9,6 +9,7 @@ pub mod call;
 mod evaluate;
 pub mod evidence;
 pub mod ownership;
+pub mod report;
 pub mod state;
 pub mod statement;
 

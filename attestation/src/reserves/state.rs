@@ -84,7 +84,8 @@ fn proof_nodes(proof: &[serde_bytes::ByteBuf]) -> Vec<Bytes> {
     proof.iter().map(|node| Bytes::copy_from_slice(node)).collect()
 }
 
-fn prove_account(
+/// Checks one account's evidence (its proof, code and slots) against `state_root`.
+pub fn prove_account(
     chain: &str,
     state_root: B256,
     evidence: &AccountEvidence,
@@ -122,15 +123,18 @@ fn prove_account(
     for slot in &evidence.storage {
         let key = U256::from_be_bytes(fixed::<32>(chain, "a storage key", &slot.key)?);
         let value = U256::from_be_bytes(fixed::<32>(chain, "a storage value", &slot.value)?);
-        let expected = (!value.is_zero()).then(|| alloy_rlp::encode(value));
         let nodes = proof_nodes(&slot.proof);
-        verify_proof(
-            trie_account.storage_root,
-            Nibbles::unpack(keccak256(B256::from(key))),
-            expected,
-            nodes.iter(),
-        )
-        .map_err(|e| bad(format!("the proof of slot {key:#x} of {address} does not hold: {e}")))?;
+        let path = Nibbles::unpack(keccak256(B256::from(key)));
+        let root = trie_account.storage_root;
+        let proven = if value.is_zero() {
+            // Ethereum deletes zeroed slots from the trie; some nodes (anvil) keep them with the
+            // RLP of zero (0x80). Either way the slot holds zero.
+            verify_proof(root, path, None, nodes.iter())
+                .or_else(|_| verify_proof(root, path, Some(alloy_rlp::encode(value)), nodes.iter()))
+        } else {
+            verify_proof(root, path, Some(alloy_rlp::encode(value)), nodes.iter())
+        };
+        proven.map_err(|e| bad(format!("the proof of slot {key:#x} of {address} does not hold: {e}")))?;
         if storage.insert(key, value).is_some() {
             return Err(bad(format!("slot {key:#x} of {address} is proven twice")));
         }

@@ -132,7 +132,17 @@ pub async fn read(
     for chain in &config.chains {
         let (block, header_rlp, endpoints) = choose_block(chain, route).await?;
         configured.chains.push(block);
-        chains.push(ChainRead { name: chain.name.clone(), header: header_rlp, endpoints, wanted: BTreeMap::new(), accounts: BTreeMap::new() });
+        let state_root = <alloy_consensus::Header as alloy_rlp::Decodable>::decode(&mut header_rlp.as_slice())
+            .map(|h| h.state_root)
+            .map_err(|e| ReadError::Chain { chain: chain.name.clone(), detail: format!("the agreed header: {e}") })?;
+        chains.push(ChainRead {
+            name: chain.name.clone(),
+            header: header_rlp,
+            state_root,
+            endpoints,
+            wanted: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+        });
     }
     let wanted_signatures: BTreeSet<(String, Vec<u8>)> = configured
         .assets
@@ -335,20 +345,82 @@ async fn header_at(endpoint: &mut Endpoint, number: u64, ask: bool) -> Result<Op
 enum Fetch {
     AccessLists(Vec<(Address, Vec<u8>)>),
     Proofs(Vec<(Address, Vec<B256>)>),
-    Code(Vec<Address>),
 }
 
 /// What it answered.
 enum Fetched {
     AccessLists(Vec<Vec<(Address, Vec<B256>)>>),
-    Proofs(Vec<alloy_rpc_types_eth::EIP1186AccountProofResponse>),
-    Code(Vec<Bytes>),
+    Accounts(Vec<AccountEvidence>),
+}
+
+/// The proofs of `requests` from `endpoint`, with the code of every contract among them, each
+/// checked against `state_root`: an endpoint that lies about one is not used for any.
+async fn accounts(
+    endpoint: &mut Endpoint,
+    requests: &[(Address, Vec<B256>)],
+    block: u64,
+    chain: &str,
+    state_root: B256,
+    known: &BTreeMap<Address, AccountEvidence>,
+) -> Result<Vec<AccountEvidence>, String> {
+    let proofs = endpoint.proofs(requests, block).await.map_err(|e| e.to_string())?;
+    let mut accounts = Vec::with_capacity(proofs.len());
+    let mut need_code = Vec::new();
+    for ((address, _), proof) in requests.iter().zip(proofs) {
+        if proof.address != *address {
+            return Err(format!("asked for the proof of {address}, got {}", proof.address));
+        }
+        let absent = proof.nonce == 0
+            && proof.balance.is_zero()
+            && (proof.code_hash == KECCAK_EMPTY || proof.code_hash.is_zero())
+            && (proof.storage_hash == EMPTY_ROOT_HASH || proof.storage_hash.is_zero());
+        if !absent && proof.code_hash != KECCAK_EMPTY {
+            need_code.push((accounts.len(), *address));
+        }
+        let nodes = |proof: &[Bytes]| proof.iter().map(|n| serde_bytes::ByteBuf::from(n.to_vec())).collect();
+        accounts.push(AccountEvidence {
+            address: address.to_vec(),
+            state: (!absent).then(|| AccountState {
+                nonce: proof.nonce,
+                balance: proof.balance.to_be_bytes::<32>().to_vec(),
+                storage_root: proof.storage_hash.to_vec(),
+                code_hash: proof.code_hash.to_vec(),
+            }),
+            proof: nodes(&proof.account_proof),
+            code: known.get(address).and_then(|a| a.code.clone()),
+            storage: proof
+                .storage_proof
+                .iter()
+                .map(|s| SlotEvidence {
+                    key: s.key.as_b256().to_vec(),
+                    value: s.value.to_be_bytes::<32>().to_vec(),
+                    proof: nodes(&s.proof),
+                })
+                .collect(),
+        });
+    }
+    need_code.retain(|(i, _)| accounts.get(*i).is_some_and(|a| a.code.is_none()));
+    if !need_code.is_empty() {
+        let addresses: Vec<Address> = need_code.iter().map(|(_, a)| *a).collect();
+        let codes = endpoint.code(&addresses, block).await.map_err(|e| e.to_string())?;
+        for ((i, _), code) in need_code.iter().zip(codes) {
+            if let Some(account) = accounts.get_mut(*i) {
+                account.code = Some(code.to_vec());
+            }
+        }
+    }
+    for account in &accounts {
+        attestation::reserves::state::prove_account(chain, state_root, account).map_err(|e| e.to_string())?;
+    }
+    Ok(accounts)
 }
 
 /// One chain's evidence as it is gathered.
 struct ChainRead {
     name: String,
     header: Vec<u8>,
+    /// The agreed header's state root, which every fetched proof must reach.
+    state_root: B256,
     endpoints: Vec<Endpoint>,
     /// Accounts to prove, with the slots to prove in each.
     wanted: BTreeMap<Address, BTreeSet<B256>>,
@@ -401,61 +473,19 @@ impl ChainRead {
         self.fetch(&all, block.number).await
     }
 
-    /// Fetches the proofs (and code) of `addresses` with every slot wanted of them.
+    /// Fetches the proofs (and code) of `addresses` with every slot wanted of them. An endpoint
+    /// whose proofs do not reach the agreed state root is passed over for the next.
     async fn fetch(&mut self, addresses: &[Address], block: u64) -> Result<(), ReadError> {
-        let requests: Vec<(Address, Vec<B256>)> =
-            addresses.iter().map(|a| (*a, self.wanted.get(a).map(|s| s.iter().copied().collect()).unwrap_or_default())).collect();
-        let Fetched::Proofs(proofs) = self.with_endpoint(Fetch::Proofs(requests.clone()), block).await? else {
+        let requests: Vec<(Address, Vec<B256>)> = addresses
+            .iter()
+            .map(|a| (*a, self.wanted.get(a).map(|s| s.iter().copied().collect()).unwrap_or_default()))
+            .collect();
+        let Fetched::Accounts(accounts) = self.with_endpoint(Fetch::Proofs(requests), block).await? else {
             return Err(self.stuck(&Missing::Account(CALLER)));
         };
-        let mut with_code = Vec::new();
-        for ((address, _), proof) in requests.iter().zip(proofs) {
-            if proof.address != *address {
-                return Err(ReadError::Chain { chain: self.name.clone(), detail: format!("asked for the proof of {address}, got {}", proof.address) });
-            }
-            let absent = proof.nonce == 0
-                && proof.balance.is_zero()
-                && (proof.code_hash == KECCAK_EMPTY || proof.code_hash.is_zero())
-                && (proof.storage_hash == EMPTY_ROOT_HASH || proof.storage_hash.is_zero());
-            let state = (!absent).then(|| AccountState {
-                nonce: proof.nonce,
-                balance: proof.balance.to_be_bytes::<32>().to_vec(),
-                storage_root: proof.storage_hash.to_vec(),
-                code_hash: proof.code_hash.to_vec(),
-            });
-            if !absent && proof.code_hash != KECCAK_EMPTY && !proof.code_hash.is_zero() {
-                with_code.push(*address);
-            }
-            let previous_code = self.accounts.get(address).and_then(|a| a.code.clone());
-            self.accounts.insert(
-                *address,
-                AccountEvidence {
-                    address: address.to_vec(),
-                    state,
-                    proof: proof.account_proof.iter().map(|n| serde_bytes::ByteBuf::from(n.to_vec())).collect(),
-                    code: previous_code,
-                    storage: proof
-                        .storage_proof
-                        .iter()
-                        .map(|s| SlotEvidence {
-                            key: s.key.as_b256().to_vec(),
-                            value: s.value.to_be_bytes::<32>().to_vec(),
-                            proof: s.proof.iter().map(|n| serde_bytes::ByteBuf::from(n.to_vec())).collect(),
-                        })
-                        .collect(),
-                },
-            );
-        }
-        let need_code: Vec<Address> =
-            with_code.into_iter().filter(|a| self.accounts.get(a).is_some_and(|e| e.code.is_none())).collect();
-        if !need_code.is_empty() {
-            let Fetched::Code(codes) = self.with_endpoint(Fetch::Code(need_code.clone()), block).await? else {
-                return Err(self.stuck(&Missing::Account(CALLER)));
-            };
-            for (address, code) in need_code.iter().zip(codes) {
-                if let Some(account) = self.accounts.get_mut(address) {
-                    account.code = Some(code.to_vec());
-                }
+        for account in accounts {
+            if let Ok(address) = Address::try_from(account.address.as_slice()) {
+                self.accounts.insert(address, account);
             }
         }
         Ok(())
@@ -504,8 +534,15 @@ impl ChainRead {
                     }
                     failed.map_or(Ok(Fetched::AccessLists(lists)), Err)
                 }
-                Fetch::Proofs(requests) => endpoint.proofs(requests, block).await.map(Fetched::Proofs),
-                Fetch::Code(addresses) => endpoint.code(addresses, block).await.map(Fetched::Code),
+                Fetch::Proofs(requests) => {
+                    match accounts(endpoint, requests, block, &self.name, self.state_root, &self.accounts).await {
+                        Ok(accounts) => Ok(Fetched::Accounts(accounts)),
+                        Err(e) => {
+                            errors.push(format!("{}: {e}", endpoint.url));
+                            continue;
+                        }
+                    }
+                }
             };
             match answer {
                 Ok(value) => return Ok(value),
