@@ -131,6 +131,26 @@ pub struct RoundOutline {
     database: DatabaseOutline,
     #[serde(default)]
     assets: Vec<toml::Table>,
+    #[serde(default)]
+    solvency: Option<SolvencyOutline>,
+    #[serde(default)]
+    chains: Vec<ChainOutline>,
+}
+
+#[derive(Deserialize)]
+struct SolvencyOutline {
+    #[serde(default)]
+    ownership_signatures: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct ChainOutline {
+    endpoints: Vec<EndpointOutline>,
+}
+
+#[derive(Deserialize)]
+struct EndpointOutline {
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -159,8 +179,15 @@ impl RoundOutline {
         (self.database.host.clone(), self.database.port)
     }
 
-    /// Every destination the enclave reaches for this configuration: the database, and the RDS
-    /// API endpoint when it names an RDS instance.
+    /// The ownership signatures file the configuration names, resolved against `base` (the
+    /// configuration's directory): the parent reads it and hands it to the enclave.
+    pub fn ownership_signatures(&self, base: &Path) -> Option<PathBuf> {
+        let path = self.solvency.as_ref()?.ownership_signatures.as_ref()?;
+        Some(if path.is_absolute() { path.clone() } else { base.join(path) })
+    }
+
+    /// Every destination the enclave reaches for this configuration: the database, the RDS API
+    /// endpoint when it names an RDS instance, and each chain's JSON-RPC endpoints.
     pub fn destinations(&self) -> Result<Vec<Destination>, ConfigError> {
         let mut out = vec![Destination::from(self.database())];
         if let Some(rds) = &self.database.rds {
@@ -173,6 +200,14 @@ impl RoundOutline {
                 None => (format!("rds.{}.amazonaws.com", rds.region), 443),
             };
             out.push(Destination::from(api));
+        }
+        for endpoint in self.chains.iter().flat_map(|c| &c.endpoints) {
+            let uri: axum::http::Uri = endpoint.url.parse().map_err(|e| invalid(format!("{}: {e}", endpoint.url)))?;
+            let host = uri.host().ok_or_else(|| invalid(format!("{}: no host", endpoint.url)))?;
+            let destination = Destination::from((host.trim_start_matches('[').trim_end_matches(']').to_owned(), uri.port_u16().unwrap_or(443)));
+            if !out.contains(&destination) {
+                out.push(destination);
+            }
         }
         Ok(out)
     }

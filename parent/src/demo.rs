@@ -3,14 +3,19 @@
 //! over a Unix socket, reading the database through this process's allowlisting proxy; an
 //! attested setup round, a proving round with an auditor's challenge, the bundle stored, a
 //! verifier policy written as an auditor would (PCRs recomputed from the enclave binary, the
-//! database pinned from the cluster itself), and `solvency-verify` run on the result.
+//! database pinned from the cluster itself), and `solvency-verify` run on the result. Where anvil
+//! is installed, a private chain holds each asset's reserves (a Chainlink feed, an owned address's
+//! ether, an owned address's ERC-20), the enclave reads them through three TLS endpoints, and the
+//! round states solvency per asset.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use attestation::policy::{AssetPin, AttestationRules, BundlePolicy, DatabasePins, RelationPin, RoundRules};
+use attestation::policy::{
+    AssetPin, AttestationRules, BundlePolicy, DatabasePins, RelationPin, ReservePin, RoundRules, SolvencyRules,
+};
 use parent::config::ParentConfig;
 use parent::metrics::Metrics;
 use parent::rounds::{start_proxy, Driver};
@@ -18,6 +23,7 @@ use parent::store::Store;
 use rand::RngCore;
 use sha2::Digest;
 use testkit::fixture::{self, FixtureAsset};
+use testkit::reserves::{Placed, ReserveAsset, ReservesFixture};
 use testkit::PrivateCluster;
 
 use crate::Bar;
@@ -82,7 +88,71 @@ fn text(path: &Path) -> anyhow::Result<&str> {
 }
 
 /// Runs the demo into `out`.
-pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<()> {
+/// Starts the reserves chain, each asset's reserves 10% above its liabilities (10% below for
+/// `insolvent`); none, with a word why, where anvil is not installed.
+async fn start_reserves(accounts: u64, insolvent: Option<&str>) -> anyhow::Result<Option<ReservesFixture>> {
+    if let Some(symbol) = insolvent {
+        if !ASSETS.iter().any(|(s, _)| *s == symbol) {
+            bail!("--insolvent {symbol}: the demo's assets are BTC, ETH and USDT");
+        }
+    }
+    if !testkit::chain::Anvil::available() {
+        println!(
+            "anvil is not installed ({}): this demo proves liabilities only, without reserves",
+            testkit::chain::ANVIL_INSTALL
+        );
+        if insolvent.is_some() {
+            bail!("--insolvent needs anvil");
+        }
+        return Ok(None);
+    }
+    let totals = fixture::expected_totals(accounts, ASSETS.len());
+    let assets: Vec<ReserveAsset> = ASSETS
+        .iter()
+        .zip(&totals)
+        .map(|((symbol, decimals), total)| ReserveAsset {
+            symbol: (*symbol).into(),
+            decimals: *decimals,
+            reserves: if insolvent == Some(*symbol) { total / 10 * 9 } else { total / 10 * 11 },
+        })
+        .collect();
+    println!("starting a private Ethereum node (anvil) with each asset's reserves, behind 3 TLS endpoints (2 must agree)...");
+    let fixture = ReservesFixture::start(&assets, 3, 2).await.context("starting the reserves chain")?;
+    for (asset, place) in &fixture.placed {
+        let source = match place {
+            Placed::Feed(feed) => format!("a Chainlink feed (proxy {})", feed.proxy),
+            Placed::Native(owner) => format!("the ether of owned address {owner}"),
+            Placed::Token { token, holder } => format!("token {token} held by owned address {holder}"),
+        };
+        println!("  {}: {} base units in {source}", asset.symbol, asset.reserves);
+    }
+    Ok(Some(fixture))
+}
+
+/// What the auditor pins about the reserves: the chain, the feed and token addresses, the quorum.
+fn reserve_pins(fixture: &ReservesFixture) -> Vec<ReservePin> {
+    fixture
+        .placed
+        .iter()
+        .map(|(asset, place)| ReservePin {
+            symbol: asset.symbol.clone(),
+            chain_ids: Some(vec![testkit::reserves::CHAIN_ID]),
+            feeds: match place {
+                Placed::Feed(feed) => Some(vec![feed.proxy.to_string()]),
+                _ => Some(Vec::new()),
+            },
+            tokens: match place {
+                Placed::Token { token, .. } => Some(vec![token.to_string()]),
+                _ => Some(Vec::new()),
+            },
+            min_agreeing: Some(2),
+            max_feed_age_secs: Some(90_000),
+            max_block_gap_secs: Some(3_600),
+        })
+        .collect()
+}
+
+pub async fn run(out: &Path, accounts: u64, batch_size: u64, insolvent: Option<&str>) -> anyhow::Result<()> {
     let enclave_bin = sibling("solvency-enclave")?;
     let verify_bin = sibling("solvency-verify")?;
     check_free(out)?;
@@ -109,16 +179,23 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
         ASSETS.len(),
         cluster.identity().cert_sha256()
     );
-    std::fs::write(out.join("round.toml"), cluster.round_config(&fixture::query("balances"), &ASSETS)?)?;
+    let reserves = start_reserves(accounts, insolvent).await?;
+    let mut round_toml = cluster.round_config(&fixture::query("balances"), &ASSETS)?;
+    let mut allow = vec![format!("\"localhost:{}\"", cluster.port())];
+    if let Some(reserves) = &reserves {
+        round_toml.push_str(&reserves.round_config("ownership.json"));
+        allow.extend(reserves.destinations().iter().map(|d| format!("\"{d}\"")));
+    }
+    std::fs::write(out.join("round.toml"), round_toml)?;
     let enclave_sock = sockets.join("enclave.sock");
     let proxy_sock = sockets.join("proxy.sock");
     let parent_toml = format!(
-        "[enclave]\naddress = \"unix://{}\"\ndatabase_password_file = \"db-password\"\n\n[proxy]\nlisten = \"unix://{}\"\nallow = [\"localhost:{}\"]\n\n\
+        "[enclave]\naddress = \"unix://{}\"\ndatabase_password_file = \"db-password\"\n\n[proxy]\nlisten = \"unix://{}\"\nallow = [{}]\n\n\
          [round]\nconfig = \"round.toml\"\nkeys = \"keys/keys.bin\"\nsetup = \"keys/setup.cbor\"\nbatch_size = {batch_size}\n\n\
          [store]\ndir = \"store\"\n",
         enclave_sock.display(),
         proxy_sock.display(),
-        cluster.port()
+        allow.join(", ")
     );
     std::fs::write(out.join("parent.toml"), &parent_toml)?;
     // As in production, the enclave gets the database password from the parent with each round.
@@ -162,6 +239,11 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
     let mut nonce = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     println!("proving round with an auditor's challenge {}", hex::encode(nonce));
+    if let Some(reserves) = &reserves {
+        // Each owner signs that it controls its address for this exchange and this challenge.
+        std::fs::write(out.join("ownership.json"), reserves.ownership_json(&nonce).await?)?;
+        println!("ownership signatures for the challenge written to {}", out.join("ownership.json").display());
+    }
     let deadline_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 + 3_600_000;
     let mut bar = Bar::new();
@@ -216,12 +298,13 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
             manifest_digest: None,
         },
         assets: Some(ASSETS.iter().map(|(s, d)| AssetPin { symbol: (*s).into(), decimals: *d }).collect()),
-        solvency: Default::default(),
-        reserves: None,
+        solvency: SolvencyRules::default(),
+        reserves: reserves.as_ref().map(reserve_pins),
     };
     let policy_path = out.join("policy.toml");
     std::fs::write(&policy_path, policy.to_toml())?;
     drop(cluster);
+    drop(reserves);
 
     let bundle = store.round_path(stored.round).join("bundle.cbor");
     let dev_root = out.join("dev-root").join("dev-root.pem");
@@ -242,6 +325,21 @@ pub async fn run(out: &Path, accounts: u64, batch_size: u64) -> anyhow::Result<(
             text(&dev_root)?,
         ],
     )?;
+
+    if let Some(symbol) = insolvent {
+        // The same bundle, for a verifier that requires solvency: refused at step `solvency`.
+        let mut strict = BundlePolicy::from_toml(&std::fs::read_to_string(&policy_path)?)?;
+        strict.solvency.require_solvent = true;
+        let strict_path = out.join("policy-require-solvent.toml");
+        std::fs::write(&strict_path, strict.to_toml())?;
+        let args = ["bundle", text(&bundle)?, "--policy", text(&strict_path)?, "--allow-emulated", text(&dev_root)?];
+        println!("\n$ solvency-verify {}", args.join(" "));
+        let status = std::process::Command::new(&verify_bin).args(args).status().context("starting solvency-verify")?;
+        if status.code() != Some(1) {
+            bail!("a policy requiring solvency accepted a round INSOLVENT in {symbol} ({status})");
+        }
+        println!("(exit 1, as expected: the round is published and verifiable, and {symbol} is INSOLVENT)");
+    }
 
     println!("\nwhere everything is (the private cluster has been stopped and removed):");
     println!("  bundle:           {}", bundle.display());

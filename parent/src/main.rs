@@ -89,6 +89,10 @@ enum Command {
         /// Accounts per batch proof (956: the largest circuit that fits a 2^19 domain at 3 assets).
         #[arg(long, default_value_t = 956)]
         batch_size: u64,
+        /// Put less on the chain for this asset than its liabilities (BTC, ETH or USDT): the
+        /// round is still attested, published and verifiable, and reported INSOLVENT.
+        #[arg(long)]
+        insolvent: Option<String>,
     },
 }
 
@@ -326,6 +330,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { out, accounts, batch_size } => demo::run(&out, accounts, batch_size).await,
+        Command::Demo { out, accounts, batch_size, insolvent } => {
+            demo::run(&out, accounts, batch_size, insolvent.as_deref()).await
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! proving rounds numbered from the store, one at a time, started by the schedule, an operator or
 //! an auditor's challenge (through [`crate::http::RoundTrigger`]), with metrics and log lines.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +72,21 @@ impl Driver {
             .map_err(|e| RoundError::Setup(format!("reading {}: {e}", self.config.round_config.display())))
     }
 
+    /// The ownership signatures file the round configuration names, read for the enclave, which
+    /// checks every signature itself.
+    fn ownership_signatures(&self, config_text: &str) -> Result<Option<String>, RoundError> {
+        let outline = RoundOutline::parse(config_text)
+            .map_err(|e| RoundError::Setup(format!("the round configuration: {e}")))?;
+        let base = self.config.round_config.parent().unwrap_or(Path::new("."));
+        outline
+            .ownership_signatures(base)
+            .map(|path| {
+                std::fs::read_to_string(&path)
+                    .map_err(|e| RoundError::Setup(format!("reading {}: {e}", path.display())))
+            })
+            .transpose()
+    }
+
     /// Runs an attested setup round for the configured batch size and the round
     /// configuration's asset count.
     pub async fn setup(&self, progress: Progress<'_>) -> Result<SetupEvidence, RoundError> {
@@ -132,9 +148,11 @@ impl Driver {
         tracing::info!(round, challenged = !nonce.is_empty(), "proving round");
         let result = async {
             let evidence = SetupEvidence::load(&self.config.setup)?;
+            let config_toml = self.round_config_text()?;
+            let ownership_signatures = self.ownership_signatures(&config_toml)?;
             let request = RoundRequest {
                 round,
-                config_toml: self.round_config_text()?,
+                config_toml,
                 nonce,
                 deadline_ms,
                 setup_manifest: evidence.setup_manifest,
@@ -146,6 +164,7 @@ impl Driver {
                     .map_err(|e| RoundError::Setup(e.to_string()))?
                     .map(Secret::new),
                 aws_credentials: self.config.aws_credentials().map_err(|e| RoundError::Setup(e.to_string()))?,
+                ownership_signatures,
             };
             Ok::<_, RoundError>(
                 client::prove(&self.config.enclave, request, &self.config.keys, &self.store, progress).await?,

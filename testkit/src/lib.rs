@@ -12,6 +12,7 @@ pub mod chain;
 pub mod cluster;
 pub mod fixture;
 pub mod peers;
+pub mod reserves;
 pub mod tls_front;
 
 pub use cluster::{ClusterError, ClusterOptions, PrivateCluster};

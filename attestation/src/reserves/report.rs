@@ -31,7 +31,7 @@ pub fn lines(solvency: &Solvency) -> Vec<String> {
     for chain in &solvency.chains {
         let agreed = chain.endpoints.iter().filter(|e| e.agreed).count();
         out.push(format!(
-            "chain:       {} (chain id {}) block {} hash 0x{} at {} ({}; {agreed} of {} endpoints agreed, {} required)",
+            "chain:       {} (chain id {}) block {} hash 0x{} at unix time {} ({}; {agreed} of {} endpoints agreed, {} required)",
             chain.name,
             chain.chain_id,
             chain.number,
