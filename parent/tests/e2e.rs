@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use attestation::attested::{self, RoundBundleWire};
 use attestation::nitro::{pem_to_der, TrustAnchor};
-use attestation::policy::{AttestationRules, BundlePolicy, DatabasePins, RelationPin, RoundRules};
+use attestation::policy::{AttestationRules, BundlePolicy, DatabasePins, RelationPin, ReservePin, RoundRules};
+use testkit::chain::Lie;
 use testkit::fixture::{self, FixtureAsset};
+use testkit::reserves::{ReserveAsset, ReservesFixture};
 use testkit::PrivateCluster;
 
 const ASSETS: [(&str, u32); 2] = [("BTC", 8), ("ETH", 18)];
@@ -800,4 +802,102 @@ fn keys_that_are_not_the_attested_ones_are_refused_by_the_enclave() {
     let err = stderr(&out);
     assert!(err.contains("setup attestation") && !err.contains("sending keys"), "{err}");
     assert_eq!(app.latest(), None);
+}
+
+#[test]
+fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_and_when_short() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut app = Appliance::start(30);
+    let totals = fixture::expected_totals(30, ASSETS.len());
+    // BTC one satoshi short (a feed), ETH twice covered (an owned address's ether).
+    let assets: Vec<ReserveAsset> = ASSETS
+        .iter()
+        .zip(&totals)
+        .zip([totals[0] - 1, totals[1] * 2])
+        .map(|(((symbol, decimals), _), reserves)| ReserveAsset { symbol: (*symbol).into(), decimals: *decimals, reserves })
+        .collect();
+    let chain = runtime.block_on(ReservesFixture::start(&assets, 3, 2)).unwrap();
+    // The first endpoint, the first asked for state, rewrites every balance it proves.
+    chain.endpoints[0].relay.set(Lie::Balance);
+    let mut round_toml = std::fs::read_to_string(app.path("round.toml")).unwrap();
+    round_toml.push_str(&chain.round_config("ownership.json"));
+    std::fs::write(app.path("round.toml"), round_toml).unwrap();
+    let mut allow = vec![format!("localhost:{}", app.cluster.port())];
+    allow.extend(chain.destinations());
+    app.write_config("parent.toml", &allow, "round.toml");
+    app.kill_enclave();
+    app.start_enclave();
+    app.setup();
+    let nonce = [9u8; 32];
+
+    // Without the owners' signatures nothing is attested or stored.
+    std::fs::write(app.path("ownership.json"), "{\"signatures\": []}").unwrap();
+    let out = app.round(&["--nonce", &hex::encode(nonce)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ownership: no ownership signature"), "{}", stderr(&out));
+    assert_eq!(app.latest(), None);
+
+    std::fs::write(app.path("ownership.json"), runtime.block_on(chain.ownership_json(&nonce)).unwrap()).unwrap();
+    let round = app.round_ok(&["--nonce", &hex::encode(nonce)]);
+    let bytes = app.bundle(round);
+    let mut policy = app.policy(Some(&nonce));
+    let verified = app.verify(&bytes, &policy).unwrap();
+    assert_eq!(verified.manifest().format, attestation::manifest::MANIFEST_FORMAT_V3);
+    let solvency = verified.manifest().solvency.as_ref().unwrap();
+    assert_eq!(solvency.assets[0].reserves, (totals[0] - 1).to_string(), "the truth, not the liar's");
+    assert!(!solvency.assets[0].solvent);
+    assert_eq!(solvency.assets[1].reserves, (totals[1] * 2).to_string());
+    assert!(solvency.assets[1].solvent);
+    assert_eq!(solvency.chains[0].chain_id, testkit::reserves::CHAIN_ID);
+
+    // The command-line verifier reports it, and refuses it only when the policy requires solvency.
+    let verify = |policy: &BundlePolicy| {
+        let path = app.path("reserves-policy.toml");
+        std::fs::write(&path, policy.to_toml()).unwrap();
+        Command::new(binary("solvency-verify", "solvency-attestation"))
+            .arg("bundle")
+            .arg(app.round_dir(round).join("bundle.cbor"))
+            .arg("--policy")
+            .arg(&path)
+            .arg("--allow-emulated")
+            .arg(app.path("dev-root/dev-root.pem"))
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let out = verify(&policy);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["solvency"][0]["symbol"], "BTC");
+    assert_eq!(report["solvency"][0]["solvent"], false);
+    assert_eq!(report["solvency"][0]["liabilities"], totals[0].to_string());
+    assert_eq!(report["solvency"][1]["solvent"], true);
+    assert_eq!(report["solvency"][0]["sources"][0]["kind"], "chainlink");
+    policy.solvency.require_solvent = true;
+    let out = verify(&policy);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["step"], "solvency", "{report}");
+    assert!(report["error"].as_str().unwrap().contains("INSOLVENT in BTC"), "{report}");
+    // A policy pinning another feed refuses the round at step reserves.
+    policy.solvency.require_solvent = false;
+    policy.reserves = Some(vec![ReservePin {
+        symbol: "BTC".into(),
+        chain_ids: Some(vec![testkit::reserves::CHAIN_ID]),
+        feeds: Some(vec![format!("0x{}", "11".repeat(20))]),
+        tokens: None,
+        min_agreeing: Some(2),
+        max_feed_age_secs: None,
+        max_block_gap_secs: None,
+    }]);
+    let err = app.verify(&bytes, &policy).unwrap_err();
+    assert_eq!(err.step(), "reserves", "{err}");
+    // The evidence is bound: one byte of it changed is refused at step reserves.
+    policy.reserves = None;
+    let mut wire = RoundBundleWire::decode(&bytes).unwrap();
+    let evidence = wire.reserves.as_mut().unwrap();
+    let last = evidence.len() - 1;
+    evidence[last] ^= 1;
+    let err = app.verify(&wire.encode(), &policy).unwrap_err();
+    assert_eq!(err.step(), "reserves", "{err}");
 }
