@@ -30,6 +30,7 @@ pub mod liabilities;
 pub mod log;
 pub mod manifest;
 pub mod nitro;
+pub mod opening;
 pub mod policy;
 pub mod poseidon;
 pub mod reserves;

@@ -1,7 +1,7 @@
 //! The round bundle's verifier on inputs that need no enclave: the policy file, canonical
 //! decoding, and arbitrary bytes (the end-to-end tests in `parent/tests` verify real bundles).
 
-use attestation::attested::{self, RoundBundleWire, FORMAT_V1, FORMAT_V2};
+use attestation::attested::{self, RoundBundleWire, FORMAT_V1, FORMAT_V2, FORMAT_V3};
 use attestation::error::BundleError;
 use attestation::manifest::{ManifestError, SetupManifest};
 use attestation::nitro::TrustAnchor;
@@ -38,6 +38,9 @@ fn the_documented_policy_example_parses_with_every_key() {
     assert_eq!(policy.pcrs.len(), 3);
     assert_eq!(policy.database.relations.as_ref().map(Vec::len), Some(1));
     assert!(policy.database.rds.is_some() && policy.assets.is_some() && policy.round.config_sha256.is_some());
+    assert!(policy.solvency.require_solvent);
+    let pin = &policy.reserves.as_ref().unwrap()[0];
+    assert_eq!((pin.chain_ids.as_deref(), pin.min_agreeing, pin.max_block_gap_secs), (Some(&[1][..]), Some(2), Some(3600)));
     // The commented-out PCR8 line is a valid pin too.
     let with_pcr8 = example.replace("# 8 = ", "8 = ");
     assert_eq!(BundlePolicy::from_toml(&with_pcr8).unwrap().pcrs.len(), 4);
@@ -64,6 +67,9 @@ fn unusable_policies_are_refused_with_a_reason() {
         (good.replace("query = ", "# query = "), "query"),
         (good.replace("name = \"exchange\"", "name = \"\""), "database.name: empty"),
         (good.replace("[round]", "[round]\nmanifest_digest = \"ab\""), "round.manifest_digest"),
+        (format!("{good}\n[[reserves]]\nsymbol = \"BTC\"\nfeeds = [\"0x1234\"]\n"), "reserves.BTC: address"),
+        (format!("{good}\n[[reserves]]\nsymbol = \"BTC\"\nmin_agreeing = 0\n"), "agrees with nothing"),
+        (format!("{good}\n[solvency]\nrequire_solvency = true\n"), "unknown field"),
     ];
     for (text, reason) in cases {
         let err = BundlePolicy::from_toml(&text).unwrap_err().to_string();
@@ -104,6 +110,7 @@ fn wire() -> RoundBundleWire {
         setup_manifest: vec![4],
         setup_attestation: vec![5],
         liabilities: vec![6],
+        reserves: None,
     }
 }
 
@@ -117,7 +124,7 @@ fn round_bundles_decode_only_canonically() {
     assert_eq!(RoundBundleWire::decode(&trailing), Err(BundleError::TrailingBytes { count: 1 }));
     assert!(matches!(RoundBundleWire::decode(&bytes[..bytes.len() - 2]), Err(BundleError::Cbor(_))));
     let mut other = wire();
-    other.format = "solvency-enclave/bundle/v3".into();
+    other.format = "solvency-enclave/bundle/v4".into();
     assert!(matches!(RoundBundleWire::decode(&other.encode()), Err(BundleError::UnknownFormat(_))));
     // Version 1 carries the per-round signature and version 2 does not.
     let mut v1 = wire();
@@ -128,6 +135,19 @@ fn round_bundles_decode_only_canonically() {
     let mut signed_v2 = wire();
     signed_v2.round_signature = Some(vec![3; 96]);
     assert!(matches!(RoundBundleWire::decode(&signed_v2.encode()), Err(BundleError::Field { .. })));
+    // Version 3 carries the reserves evidence, and only version 3 does.
+    let mut v3 = wire();
+    v3.format = FORMAT_V3.into();
+    assert!(matches!(RoundBundleWire::decode(&v3.encode()), Err(BundleError::Field { field: "reserves", .. })));
+    v3.reserves = Some(vec![7]);
+    assert_eq!(RoundBundleWire::decode(&v3.encode()).unwrap(), v3);
+    assert!(attested::is_round_bundle(&v3.encode()));
+    let mut v2_with_evidence = wire();
+    v2_with_evidence.reserves = Some(vec![7]);
+    assert!(matches!(
+        RoundBundleWire::decode(&v2_with_evidence.encode()),
+        Err(BundleError::Field { field: "reserves", .. })
+    ));
     // The same map with its first entry's key in a longer encoding is not canonical.
     let mut long = vec![0xa6, 0x78, 6];
     long.extend_from_slice(&bytes[2..]);

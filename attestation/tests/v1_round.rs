@@ -80,3 +80,44 @@ fn pins_that_a_version_1_round_does_not_record_are_refused_not_skipped() {
     let err = attested::verify(&bundle, &policy, &anchor(), soon_after(&bundle)).unwrap_err();
     assert!(matches!(&err, attested::RoundError::Database { field: "database_oid", .. }), "{err}");
 }
+
+/// Each manifest version has exactly its fields: v2 the read's guards, v3 also the solvency
+/// statement (a v2 manifest carrying one, or a v3 without one, is malformed).
+#[test]
+fn manifest_versions_have_exactly_their_fields() {
+    use attestation::manifest::{Manifest, ManifestError, MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V3};
+    use attestation::reserves::statement::Solvency;
+    let wire = RoundBundleWire::decode(&read("bundle.cbor")).unwrap();
+    let v1 = Manifest::decode(&wire.manifest).unwrap();
+    let solvency = Solvency {
+        exchange: "Example Exchange".into(),
+        evidence_sha256: vec![0; 32],
+        snapshot_ms: 0,
+        max_block_gap_secs: 3600,
+        chains: Vec::new(),
+        assets: Vec::new(),
+    };
+    let field_error = |m: &Manifest| match Manifest::decode(&m.encode()) {
+        Err(ManifestError::Field { field, problem, .. }) => format!("{field} {problem}"),
+        other => format!("{other:?}"),
+    };
+    let mut v3 = v1.clone();
+    v3.format = MANIFEST_FORMAT_V3.into();
+    assert_eq!(field_error(&v3), "database.session_role is missing");
+    v3.database.session_role = Some("solvency_reader".into());
+    v3.database.database_oid = Some(5);
+    v3.database.relations = Some(Vec::new());
+    assert_eq!(field_error(&v3), "solvency is missing");
+    v3.solvency = Some(solvency.clone());
+    let decoded = Manifest::decode(&v3.encode()).unwrap();
+    assert_eq!((decoded.version(), decoded.is_v2()), (3, true));
+    let mut short = v3.clone();
+    short.solvency.as_mut().unwrap().evidence_sha256.pop();
+    assert!(matches!(Manifest::decode(&short.encode()), Err(ManifestError::BadLength { .. })));
+    let mut v2 = v3.clone();
+    v2.format = MANIFEST_FORMAT_V2.into();
+    assert_eq!(field_error(&v2), "solvency is not part of this version");
+    let mut v1_with = v1.clone();
+    v1_with.solvency = Some(solvency);
+    assert_eq!(field_error(&v1_with), "solvency is not part of this version");
+}

@@ -337,3 +337,28 @@ fn read_feed(source: &SourceFigure, feed: Address, context: &Context<'_>) -> Res
     }
     Ok((round, answer))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_is_exact_or_rounds_down_and_says_so() {
+        let n = |x: u64| U256::from(x);
+        assert_eq!(convert(n(123), 8, 8), Some((n(123), false)));
+        assert_eq!(convert(n(123), 6, 8), Some((n(12_300), false)));
+        assert_eq!(convert(n(12_300), 8, 6), Some((n(123), false)));
+        assert_eq!(convert(n(12_345), 8, 6), Some((n(123), true)));
+        assert_eq!(convert(n(99), 18, 8), Some((n(0), true)));
+        assert_eq!(convert(U256::MAX, 0, 18), None, "overflow is refused, not wrapped");
+    }
+
+    #[test]
+    fn decimals_are_canonical() {
+        assert_eq!(decimal("0"), Some(U256::ZERO));
+        assert_eq!(decimal("120"), Some(U256::from(120u8)));
+        for bad in ["", "01", "-1", "1e3", " 1", "0x10"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -36,3 +36,43 @@ pub fn verify(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// anvil's dev account 0 (its well-known key), `personal_sign` of the message below.
+    const SIGNER: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+    const SIGNATURE: &str = "d21b061a8867579e6bbd3c86ade25655becb72faeed6a0682c33e80e5f19f0a10754efd9f267a167de2efe8300c7a8c16912257de59cce1d0ae3cfe33db82a771b";
+
+    #[test]
+    fn the_message_is_the_documented_text() {
+        let address: Address = SIGNER.parse().unwrap();
+        assert_eq!(
+            message("Example Exchange", 1, address, &[0x00, 0x11, 0x22, 0x33]),
+            "solvency-enclave proof of reserves\nexchange: Example Exchange\nchain-id: 1\n\
+             address: 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\nchallenge: 00112233"
+        );
+    }
+
+    #[test]
+    fn a_wallets_signature_verifies_and_binds_exchange_chain_address_and_challenge() {
+        let address: Address = SIGNER.parse().unwrap();
+        let signature = hex::decode(SIGNATURE).unwrap();
+        let challenge = [0x00, 0x11, 0x22, 0x33];
+        verify("Example Exchange", "ethereum", 1, address, &challenge, &signature).unwrap();
+        for (exchange, chain_id, challenge) in [
+            ("Other Exchange", 1, &challenge[..]),
+            ("Example Exchange", 10, &challenge[..]),
+            ("Example Exchange", 1, &[0x00, 0x11, 0x22, 0x34][..]),
+        ] {
+            let err = verify(exchange, "ethereum", chain_id, address, challenge, &signature).unwrap_err();
+            assert!(matches!(err, ReservesError::Ownership { .. }), "{err}");
+        }
+        let other: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap();
+        assert!(verify("Example Exchange", "ethereum", 1, other, &challenge, &signature).is_err());
+        for bad in [&signature[..64], &[0u8; 65][..], &[][..]] {
+            assert!(verify("Example Exchange", "ethereum", 1, address, &challenge, bad).is_err());
+        }
+    }
+}
