@@ -172,10 +172,10 @@ mod tests {
         assert_eq!(public_inputs(c, &[], &[]), Err(OpeningError::AssetCount { count: 0, limit: MAX_ASSETS }));
         let many = vec![Fr::zero(); MAX_ASSETS + 1];
         assert_eq!(
-            public_inputs(c, &many, &vec![false; MAX_ASSETS + 1]),
+            public_inputs(c, &many, &[false; MAX_ASSETS + 1]),
             Err(OpeningError::AssetCount { count: MAX_ASSETS + 1, limit: MAX_ASSETS })
         );
-        assert!(public_inputs(c, &many[1..], &vec![false; MAX_ASSETS]).is_ok());
+        assert!(public_inputs(c, &many[1..], &[false; MAX_ASSETS]).is_ok());
     }
 
     #[test]
