@@ -319,3 +319,67 @@ impl SourceConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documented() -> String {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reserves.md")).unwrap();
+        doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap().to_owned()
+    }
+
+    fn assets() -> Vec<(String, u32)> {
+        vec![("BTC".into(), 8), ("ETH".into(), 18), ("USDC".into(), 6)]
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_checks() {
+        let config: ReservesConfig = toml::from_str(&documented()).unwrap();
+        config.check(&assets()).unwrap();
+        assert_eq!(config.chains.len(), 2);
+        assert_eq!(config.chains[0].rule().unwrap(), BlockRule::Finalized);
+        assert_eq!(config.chains[1].rule().unwrap(), BlockRule::Confirmations(64));
+        assert!(matches!(config.chains[0].endpoints[2].pin().unwrap(), ServerPin::Sha256(_)));
+        assert_eq!(config.chains[0].endpoints[0].pin().unwrap(), ServerPin::WebPki);
+        assert_eq!(config.chains[0].endpoints[2].target().unwrap(), ("node.internal.example".into(), 8545, "/".into()));
+        assert!(matches!(&config.reserves[1].sources[0], SourceConfig::Native { decimals: 18, .. }));
+    }
+
+    #[test]
+    fn bad_reserve_configurations_are_refused_by_place() {
+        let text = documented();
+        let refused = |text: &str, assets: &[(String, u32)]| {
+            let config: ReservesConfig = toml::from_str(text).unwrap();
+            match config.check(assets) {
+                Err(e) => e.to_string(),
+                Ok(()) => panic!("accepted:\n{text}"),
+            }
+        };
+        let mut more = assets();
+        more.push(("SOL".into(), 9));
+        assert_eq!(refused(&text, &more), "reserves.SOL: the asset has no reserves configured");
+        assert_eq!(refused(&text, &assets()[..2]), "reserves.USDC: not one of the round's [[assets]]");
+        let twice = text.replace("0x3333333333333333333333333333333333333333", "0x2222222222222222222222222222222222222222");
+        assert!(refused(&twice, &assets()).contains("is listed twice"));
+        let unknown_chain = text.replacen("chain = \"base\"", "chain = \"solana\"", 1);
+        assert!(refused(&unknown_chain, &assets()).contains("\"solana\" is not one of [[chains]]"));
+        let quorum = text.replacen("min_agreeing = 2", "min_agreeing = 4", 1);
+        assert!(refused(&quorum, &assets()).starts_with("chains.ethereum.min_agreeing"));
+        let http = text.replace("https://rpc-a.example.net/", "http://rpc-a.example.net/");
+        assert!(refused(&http, &assets()).contains("must be https://"));
+        let credentials = text.replace("https://rpc-a.example.net/", "https://user:key@rpc-a.example.net/");
+        assert!(refused(&credentials, &assets()).contains("credentials"));
+        let same_url = text.replace("https://rpc-b.example.org/", "https://rpc-a.example.net/");
+        assert!(refused(&same_url, &assets()).contains("the same URL twice"));
+        let rule = text.replace("block = \"finalized\"", "block = \"safe\"");
+        assert!(refused(&rule, &assets()).contains("\"finalized\" or \"latest-N\""));
+        let checksum = text.replace("0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599", "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C598");
+        assert!(refused(&checksum, &assets()).contains("reserves.BTC.sources[1].token"));
+        let feed_twice = text.replace("0x4444444444444444444444444444444444444444", "0x1111111111111111111111111111111111111111").replace("chain = \"base\", feed", "chain = \"ethereum\", feed");
+        assert!(refused(&feed_twice, &assets()).contains("the feed is listed twice"));
+        let no_solvency = text.split("[[chains]]").skip(1).map(|s| format!("[[chains]]{s}")).collect::<String>();
+        assert!(refused(&no_solvency, &assets()).starts_with("solvency: missing"));
+        assert!(toml::from_str::<ReservesConfig>(&text.replace("kind = \"native\"", "kind = \"solana\"")).is_err());
+    }
+}
