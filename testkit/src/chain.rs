@@ -399,10 +399,21 @@ impl Anvil {
         Self::start_with(&Self::locate()?, chain_id)
     }
 
+    /// [`Anvil::start`] with `accounts` funded dev accounts instead of anvil's default 10 (for
+    /// benchmarks that sign for many owned addresses).
+    pub fn start_with_accounts(chain_id: u64, accounts: usize) -> Result<Self, ChainError> {
+        Self::spawn(&Self::locate()?, chain_id, &["--accounts".to_owned(), accounts.to_string()])
+    }
+
     /// [`Anvil::start`] with the anvil binary at `binary`.
     pub fn start_with(binary: &Path, chain_id: u64) -> Result<Self, ChainError> {
+        Self::spawn(binary, chain_id, &[])
+    }
+
+    fn spawn(binary: &Path, chain_id: u64, extra: &[String]) -> Result<Self, ChainError> {
         let mut child = Command::new(binary)
             .args(["--host", "127.0.0.1", "--port", "0", "--chain-id", &chain_id.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
