@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bundle::Bundle;
 use crate::error::{BundleError, VerifyError};
-use crate::liabilities::VerifiedLiabilities;
+use crate::liabilities::{OpeningCheck, VerifiedLiabilities};
 use crate::manifest::{Manifest, ManifestError, SetupManifest};
 use crate::nitro::{AttestationDocument, CoseSign1, NitroError, TrustAnchor, VerifiedDocument};
 use crate::policy::{parse_lsn, BundlePolicy, PolicyFileError};
@@ -600,12 +600,48 @@ pub fn verify(
             )));
         }
     }
-    let liabilities = crate::liabilities::verify(bundle, Some(vk_pin)).map_err(RoundError::Liabilities)?;
+    let bounds = hidden_total_bounds(&manifest)?;
+    let opening = match (&bundle.opening, &setup.manifest.opening_verifying_key_sha256) {
+        (None, _) => None,
+        (Some(_), Some(key)) => {
+            let mut verifying_key_sha256 = [0u8; 32];
+            verifying_key_sha256.copy_from_slice(key);
+            Some(OpeningCheck { verifying_key_sha256, bounds: &bounds })
+        }
+        (Some(_), None) => {
+            return Err(RoundError::Setup("the round hides totals, but its setup made no opening keys".into()));
+        }
+    };
+    let liabilities =
+        crate::liabilities::verify_private(bundle, Some(vk_pin), opening).map_err(RoundError::Liabilities)?;
     check_consistency(&manifest, liabilities.bundle())?;
     crate::solvency::check_reserves(&manifest, wire.reserves.as_deref(), policy)?;
     crate::solvency::check_solvency(&manifest, policy)?;
 
     Ok(VerifiedRound { manifest, manifest_digest: digest, document, setup, liabilities })
+}
+
+/// Per asset, the bound a hidden total is proven against: the reserves the manifest states for it,
+/// clamped (spec §13). The `reserves` step then re-derives those reserves from the evidence, so a
+/// round whose stated reserves are false fails there. Zero for published totals (unused).
+fn hidden_total_bounds(manifest: &Manifest) -> Result<Vec<u128>, RoundError> {
+    manifest
+        .assets
+        .iter()
+        .map(|asset| {
+            if asset.total != crate::bundle::HIDDEN {
+                return Ok(0);
+            }
+            let stated = manifest
+                .solvency
+                .as_ref()
+                .and_then(|s| s.assets.iter().find(|a| a.symbol == asset.symbol))
+                .ok_or_else(|| RoundError::Reserves(format!("{}'s total is hidden, but no reserves are stated for it", asset.symbol)))?;
+            let reserves = alloy_primitives::U256::from_str_radix(&stated.reserves, 10)
+                .map_err(|_| RoundError::Reserves(format!("{}: reserves {:?} are not a number", asset.symbol, stated.reserves)))?;
+            Ok(crate::opening::reserves_bound(reserves))
+        })
+        .collect()
 }
 
 fn check_consistency(manifest: &Manifest, bundle: &Bundle) -> Result<(), RoundError> {
@@ -627,7 +663,7 @@ fn check_consistency(manifest: &Manifest, bundle: &Bundle) -> Result<(), RoundEr
     if symbols != bundle_symbols {
         return Err(fail("assets"));
     }
-    let totals: Vec<String> = bundle.totals.iter().map(u128::to_string).collect();
+    let totals: Vec<String> = bundle.totals.iter().copied().map(crate::bundle::total_text).collect();
     if manifest.assets.iter().map(|a| &a.total).ne(totals.iter()) {
         return Err(fail("totals"));
     }

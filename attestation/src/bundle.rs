@@ -13,6 +13,11 @@ use crate::tree::{TreeShape, MAX_BATCH_SIZE};
 
 /// The `format` value of a version-1 liabilities bundle.
 pub const FORMAT_V1: &str = "solvency-enclave/liabilities/v1";
+/// The `format` value of a version-2 liabilities bundle: private mode (spec §13), some totals
+/// hidden and an opening proof in their place.
+pub const FORMAT_V2: &str = "solvency-enclave/liabilities/v2";
+/// A hidden total's entry in `totals` (version 2 only).
+pub const HIDDEN: &str = "hidden";
 /// The `attestation` value of a bundle made outside an enclave, with nothing vouching for it.
 pub const UNATTESTED: &str = "unattested";
 /// Largest bundle file read.
@@ -53,6 +58,12 @@ pub struct BundleWire {
     pub verifying_key: Vec<u8>,
     /// One entry per batch, in order.
     pub batches: Vec<BatchWire>,
+    /// Version 2: the opening's verifying key, arkworks compressed encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub opening_verifying_key: Option<Vec<u8>>,
+    /// Version 2: the opening proof, compressed ([`PROOF_BYTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub opening_proof: Option<Vec<u8>>,
 }
 
 /// One batch as encoded.
@@ -81,8 +92,8 @@ pub struct Bundle {
     pub assets: Vec<String>,
     /// Accounts in the round.
     pub leaf_count: u64,
-    /// Per-asset totals.
-    pub totals: Vec<u128>,
+    /// Per-asset totals; `None` for an asset whose total is hidden (private mode).
+    pub totals: Vec<Option<u128>>,
     /// The tree root.
     pub root: Fr,
     /// Where leaves and batches sit.
@@ -91,6 +102,18 @@ pub struct Bundle {
     pub verifying_key: VerifyingKey<Bls12_381>,
     /// The batches, in order.
     pub batches: Vec<Batch>,
+    /// The solvency opening, present exactly when some total is hidden.
+    pub opening: Option<Opening>,
+}
+
+/// Private mode's solvency opening (spec §13): proves the hidden totals are at most the assets'
+/// reserves and the others equal their published totals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opening {
+    /// Its verifying key (pinned by the setup that made it).
+    pub verifying_key: VerifyingKey<Bls12_381>,
+    /// The proof.
+    pub proof: Proof<Bls12_381>,
 }
 
 /// A decoded batch.
@@ -106,6 +129,11 @@ pub struct Batch {
 
 fn field(name: &'static str, index: Option<usize>, bytes: &[u8]) -> Result<Fr, BundleError> {
     element_from_bytes(bytes).ok_or(BundleError::BadFieldElement { field: name, index })
+}
+
+/// A total as `totals` encodes it: decimal, or [`HIDDEN`].
+pub fn total_text(total: Option<u128>) -> String {
+    total.map_or_else(|| HIDDEN.to_owned(), |t| t.to_string())
 }
 
 /// Parses a decimal amount with no sign, no leading zeros and no other characters.
@@ -160,9 +188,11 @@ impl Bundle {
 
     /// Validates a wire bundle (which of the two markers is acceptable is the caller's business).
     pub fn from_wire(wire: BundleWire) -> Result<Self, BundleError> {
-        if wire.format != FORMAT_V1 {
-            return Err(BundleError::UnknownFormat(wire.format));
-        }
+        let private = match wire.format.as_str() {
+            FORMAT_V1 => false,
+            FORMAT_V2 => true,
+            _ => return Err(BundleError::UnknownFormat(wire.format)),
+        };
         if wire.attestation != UNATTESTED && wire.attestation != crate::attested::EMBEDDED {
             return Err(BundleError::UnsupportedAttestation(wire.attestation));
         }
@@ -198,18 +228,35 @@ impl Bundle {
             .totals
             .iter()
             .enumerate()
-            .map(|(index, t)| parse_decimal_u128(t).ok_or(BundleError::BadTotal { index, value: t.clone() }))
+            .map(|(index, t)| match parse_decimal_u128(t) {
+                Some(total) => Ok(Some(total)),
+                None if private && t == HIDDEN => Ok(None),
+                None => Err(BundleError::BadTotal { index, value: t.clone() }),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let root = field("root", None, &wire.root)?;
-        if wire.verifying_key.len() > MAX_VERIFYING_KEY_BYTES {
-            return Err(BundleError::TooLarge { size: wire.verifying_key.len(), limit: MAX_VERIFYING_KEY_BYTES });
-        }
-        let mut vk_bytes = wire.verifying_key.as_slice();
-        let verifying_key = VerifyingKey::<Bls12_381>::deserialize_compressed(&mut vk_bytes)
-            .map_err(|_| BundleError::BadVerifyingKey)?;
-        if !vk_bytes.is_empty() {
-            return Err(BundleError::BadVerifyingKey);
-        }
+        let verifying_key = decode_verifying_key(&wire.verifying_key)?;
+        let opening = match (private, &wire.opening_verifying_key, &wire.opening_proof) {
+            (false, None, None) => None,
+            (true, Some(key), Some(proof)) => {
+                if !totals.contains(&None) {
+                    return Err(BundleError::Opening("a version-2 bundle hides no total".into()));
+                }
+                Some(Opening {
+                    verifying_key: decode_verifying_key(key)?,
+                    proof: crate::opening::proof_from_bytes(proof)
+                        .map_err(|e| BundleError::Opening(format!("opening_proof: {e}")))?,
+                })
+            }
+            (false, _, _) => {
+                return Err(BundleError::Opening("a version-1 bundle has no opening fields".into()));
+            }
+            (true, _, _) => {
+                return Err(BundleError::Opening(
+                    "a version-2 bundle needs both opening_verifying_key and opening_proof".into(),
+                ));
+            }
+        };
         let batches = wire
             .batches
             .iter()
@@ -240,6 +287,7 @@ impl Bundle {
             shape,
             verifying_key,
             batches,
+            opening,
         })
     }
 
@@ -249,13 +297,13 @@ impl Bundle {
         // Serialising valid points into a Vec cannot fail; qed.
         let _ = self.verifying_key.serialize_compressed(&mut verifying_key);
         BundleWire {
-            format: FORMAT_V1.to_owned(),
+            format: if self.opening.is_some() { FORMAT_V2 } else { FORMAT_V1 }.to_owned(),
             attestation: self.attestation.clone(),
             round_id: self.round_id.to_vec(),
             assets: self.assets.clone(),
             batch_size: self.shape.batch_size,
             leaf_count: self.leaf_count,
-            totals: self.totals.iter().map(u128::to_string).collect(),
+            totals: self.totals.iter().copied().map(total_text).collect(),
             root: element_to_bytes(&self.root).to_vec(),
             verifying_key,
             batches: self
@@ -271,6 +319,12 @@ impl Bundle {
                     }
                 })
                 .collect(),
+            opening_verifying_key: self.opening.as_ref().map(|o| {
+                let mut key = Vec::new();
+                let _ = o.verifying_key.serialize_compressed(&mut key);
+                key
+            }),
+            opening_proof: self.opening.as_ref().map(|o| crate::opening::proof_to_bytes(&o.proof).to_vec()),
         }
     }
 
@@ -278,6 +332,18 @@ impl Bundle {
     pub fn encode(&self) -> Vec<u8> {
         encode_wire(&self.to_wire())
     }
+}
+
+fn decode_verifying_key(bytes: &[u8]) -> Result<VerifyingKey<Bls12_381>, BundleError> {
+    if bytes.len() > MAX_VERIFYING_KEY_BYTES {
+        return Err(BundleError::TooLarge { size: bytes.len(), limit: MAX_VERIFYING_KEY_BYTES });
+    }
+    let mut rest = bytes;
+    let key = VerifyingKey::<Bls12_381>::deserialize_compressed(&mut rest).map_err(|_| BundleError::BadVerifyingKey)?;
+    if !rest.is_empty() {
+        return Err(BundleError::BadVerifyingKey);
+    }
+    Ok(key)
 }
 
 /// CBOR-encodes a wire bundle.

@@ -60,6 +60,9 @@ pub enum BundleError {
     /// A proof that does not decode to valid subgroup points.
     #[error("batch {index}: proof is malformed or has points off the curve or outside the subgroup")]
     BadProofEncoding { index: usize },
+    /// The private-mode fields are missing, present in a version-1 bundle, or malformed.
+    #[error("opening: {0}")]
+    Opening(String),
 }
 
 /// A well-formed bundle whose claims do not hold.
@@ -77,6 +80,16 @@ pub enum VerifyError {
     /// The last batch's sum commitment does not open to the published totals.
     #[error("the published totals do not match the last batch's sum commitment")]
     TotalsMismatch,
+    /// Some totals are hidden and the caller gave no reserves to bound them by: a private-mode
+    /// bundle is verified as part of its round, whose reserves step supplies them.
+    #[error("totals are hidden (private mode); they can be checked only against the round's reserves")]
+    HiddenTotals,
+    /// The opening's verifying key is not the one the setup made.
+    #[error("the opening's verifying key SHA-256 is {actual}, expected {expected}")]
+    OpeningKeyMismatch { expected: String, actual: String },
+    /// The opening proof does not show the hidden totals within the reserves (spec §13).
+    #[error("the solvency opening: {0}")]
+    Opening(crate::opening::OpeningError),
     /// The tree above the batch roots does not hash to the published root.
     #[error("the batch roots do not hash to the published root")]
     RootMismatch,

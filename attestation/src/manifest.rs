@@ -22,6 +22,8 @@ pub const MANIFEST_FORMAT_V2: &str = "solvency-enclave/manifest/v2";
 pub const MANIFEST_FORMAT_V3: &str = "solvency-enclave/manifest/v3";
 /// The `format` value of a version-1 setup manifest.
 pub const SETUP_FORMAT_V1: &str = "solvency-enclave/setup/v1";
+/// The `format` of a version-2 setup manifest: the keys include the solvency opening's (spec §13).
+pub const SETUP_FORMAT_V2: &str = "solvency-enclave/setup/v2";
 /// Largest manifest accepted: the solvency statement lists every owned address and its balance.
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
@@ -190,7 +192,8 @@ pub struct AssetTotal {
     pub symbol: String,
     /// Decimal places of one whole unit (display only; totals are in base units).
     pub decimals: u32,
-    /// The total in base units, decimal.
+    /// The total in base units, decimal; `"hidden"` for a private asset of a version-3 round,
+    /// whose total only the solvency opening bounds (spec §13).
     pub total: String,
 }
 
@@ -276,6 +279,10 @@ pub struct SetupManifest {
     pub software_version: String,
     /// When the keys were made (ms since the Unix epoch).
     pub created_ms: u64,
+    /// Version 2: SHA-256 of the solvency opening's verifying key (compressed), made in the same
+    /// setup; private-mode rounds need it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub opening_verifying_key_sha256: Option<Vec<u8>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -395,15 +402,25 @@ impl SetupManifest {
     /// Decodes canonical setup-manifest bytes and checks the fixed-length fields.
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let m: Self = decode_canonical(bytes)?;
-        if m.format != SETUP_FORMAT_V1 {
-            return Err(ManifestError::UnknownFormat(m.format));
+        let field = "opening_verifying_key_sha256";
+        match (m.format.as_str(), &m.opening_verifying_key_sha256) {
+            (SETUP_FORMAT_V1, None) => {}
+            (SETUP_FORMAT_V2, Some(opening)) => check_len(field, opening, 32)?,
+            (SETUP_FORMAT_V1, Some(_)) => {
+                return Err(ManifestError::Field { format: SETUP_FORMAT_V1, field, problem: "is not part of this version" });
+            }
+            (SETUP_FORMAT_V2, None) => {
+                return Err(ManifestError::Field { format: SETUP_FORMAT_V2, field, problem: "is missing" });
+            }
+            _ => return Err(ManifestError::UnknownFormat(m.format)),
         }
         check_len("proving_keys_sha256", &m.proving_keys_sha256, 32)?;
         check_len("verifying_key_sha256", &m.verifying_key_sha256, 32)?;
         Ok(m)
     }
 
-    /// The setup attestation's `user_data`: `SHA-384("solvency-enclave/setup/v1" ‖ 0x00 ‖ bytes)`.
+    /// The setup attestation's `user_data`: `SHA-384("solvency-enclave/setup/v1" ‖ 0x00 ‖ bytes)`
+    /// (the same domain in both versions: the bytes name their own format).
     pub fn digest(bytes: &[u8]) -> [u8; 48] {
         domain_digest(SETUP_FORMAT_V1, bytes)
     }

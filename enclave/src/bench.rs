@@ -125,7 +125,7 @@ pub fn run<R: RngCore + CryptoRng>(
     let peak_rss_after_round_bytes = peak_rss_bytes();
 
     // One more batch, proven both ways in this process.
-    let sample = plan_round(shape, synthetic_ledger(shape.batch_size, &assets, rng), round_id, rng)?;
+    let sample = plan_round(shape, synthetic_ledger(shape.batch_size, &assets, rng), round_id, false, rng)?;
     let assignment = &sample.assignments[0];
     let started = Instant::now();
     witness(&keys, assignment, 0)?;

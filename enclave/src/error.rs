@@ -26,6 +26,9 @@ pub enum ProveError {
     /// arkworks refused (setup or proving).
     #[error("Groth16: {0}")]
     Groth16(String),
+    /// The solvency opening cannot be proven: no opening keys, or a hidden total above its bound.
+    #[error("the solvency opening: {0}")]
+    Opening(String),
 }
 
 /// Why a proving-keys file could not be read or written.

@@ -11,6 +11,7 @@ use rand::{CryptoRng, RngCore};
 
 use crate::circuit::backend::{Lc, Matrix, MatrixBackend, R1csBackend, Var, WitnessBackend};
 use crate::circuit::batch::{synthesize, BatchAssignment, BatchShape};
+use crate::circuit::opening::OpeningKeys;
 use crate::error::{KeyFileError, ProveError};
 
 /// Sizes of the batch circuit.
@@ -133,6 +134,9 @@ pub struct ProvingKeys {
     pub matrices: [Matrix<Fr>; 3],
     /// Sizes of the circuit.
     pub size: CircuitSize,
+    /// The solvency opening's keys for the same asset count (spec §13); keys files of version 1
+    /// have none, and can prove only public rounds.
+    pub opening: Option<OpeningKeys>,
 }
 
 impl ProvingKeys {
@@ -164,20 +168,27 @@ pub fn setup<R: RngCore + CryptoRng>(shape: BatchShape, rng: &mut R) -> Result<P
     };
     drop(recorded);
     let matrices = matrices(&shape)?;
-    Ok(ProvingKeys { shape, proving_key, matrices, size })
+    let opening = crate::circuit::opening::setup(shape.assets, rng).map_err(|e| ProveError::Groth16(e.to_string()))?;
+    Ok(ProvingKeys { shape, proving_key, matrices, size, opening: Some(opening) })
 }
 
-/// First bytes of a proving-keys file.
+/// First bytes of a proving-keys file of version 1: the batch key only.
 const KEYS_MAGIC: &[u8] = b"solvency-enclave/proving-keys/v1\n";
+/// First bytes of a proving-keys file of version 2: the batch key, then the opening key.
+const KEYS_MAGIC_V2: &[u8] = b"solvency-enclave/proving-keys/v2\n";
 
 impl ProvingKeys {
     /// Writes the keys: magic, batch size and asset count (u64 LE), then the proving key in
-    /// arkworks' uncompressed encoding. The matrices are not stored; they are re-derived.
+    /// arkworks' uncompressed encoding, then (version 2) the opening's proving key likewise. The
+    /// matrices are not stored; they are re-derived.
     pub fn write_to<W: Write>(&self, mut w: W) -> Result<(), KeyFileError> {
-        w.write_all(KEYS_MAGIC).map_err(KeyFileError::io)?;
+        w.write_all(if self.opening.is_some() { KEYS_MAGIC_V2 } else { KEYS_MAGIC }).map_err(KeyFileError::io)?;
         w.write_all(&(self.shape.batch_size as u64).to_le_bytes()).map_err(KeyFileError::io)?;
         w.write_all(&(self.shape.assets as u64).to_le_bytes()).map_err(KeyFileError::io)?;
         self.proving_key.serialize_uncompressed(&mut w).map_err(|e| KeyFileError::Malformed(e.to_string()))?;
+        if let Some(opening) = &self.opening {
+            opening.proving_key.serialize_uncompressed(&mut w).map_err(|e| KeyFileError::Malformed(e.to_string()))?;
+        }
         w.flush().map_err(KeyFileError::io)
     }
 
@@ -188,9 +199,11 @@ impl ProvingKeys {
     pub fn read_from<R: Read>(mut r: R) -> Result<Self, KeyFileError> {
         let mut magic = vec![0u8; KEYS_MAGIC.len()];
         r.read_exact(&mut magic).map_err(KeyFileError::io)?;
-        if magic != KEYS_MAGIC {
-            return Err(KeyFileError::NotAKeyFile);
-        }
+        let with_opening = match magic.as_slice() {
+            KEYS_MAGIC => false,
+            KEYS_MAGIC_V2 => true,
+            _ => return Err(KeyFileError::NotAKeyFile),
+        };
         let mut word = [0u8; 8];
         r.read_exact(&mut word).map_err(KeyFileError::io)?;
         let batch_size = u64::from_le_bytes(word);
@@ -206,6 +219,19 @@ impl ProvingKeys {
         let shape = BatchShape { batch_size: batch_size as usize, assets: assets as usize };
         let proving_key = ProvingKey::<Bls12_381>::deserialize_uncompressed_unchecked(&mut r)
             .map_err(|e| KeyFileError::Malformed(e.to_string()))?;
+        let opening = if with_opening {
+            let proving_key = ProvingKey::<Bls12_381>::deserialize_uncompressed_unchecked(&mut r)
+                .map_err(|e| KeyFileError::Malformed(format!("the opening key: {e}")))?;
+            let size = crate::circuit::opening::circuit_size(shape.assets);
+            if proving_key.vk.gamma_abc_g1.len() != 1 + size.inputs
+                || proving_key.a_query.len() != 1 + size.inputs + size.witnesses
+            {
+                return Err(KeyFileError::Malformed(format!("the opening key is not for {assets} assets")));
+            }
+            Some(OpeningKeys { assets: shape.assets, proving_key, size })
+        } else {
+            None
+        };
         let mut rest = [0u8; 1];
         if r.read(&mut rest).map_err(KeyFileError::io)? != 0 {
             return Err(KeyFileError::Malformed("trailing bytes".into()));
@@ -219,6 +245,6 @@ impl ProvingKeys {
             )));
         }
         let matrices = matrices(&shape).map_err(|e| KeyFileError::Malformed(e.to_string()))?;
-        Ok(Self { shape, proving_key, matrices, size })
+        Ok(Self { shape, proving_key, matrices, size, opening })
     }
 }

@@ -346,7 +346,7 @@ fn prove_ledger(
             "attestation": b.attestation,
             "round_id": hex::encode(b.round_id),
             "assets": b.assets,
-            "totals": b.totals.iter().map(u128::to_string).collect::<Vec<_>>(),
+            "totals": b.totals.iter().copied().map(attestation::bundle::total_text).collect::<Vec<_>>(),
             "leaf_count": b.leaf_count,
             "batch_size": batch_size,
             "batches": b.batches.len(),
@@ -365,7 +365,7 @@ fn prove_ledger(
             batch_size
         );
         for (a, t) in b.assets.iter().zip(&b.totals) {
-            println!("  total {a}: {t}");
+            println!("  total {a}: {}", attestation::bundle::total_text(*t));
         }
         println!("inclusion proofs: {}", out.join("inclusion").display());
         if database.is_some() {

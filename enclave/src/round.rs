@@ -4,7 +4,7 @@
 
 use ark_bls12_381::Fr;
 use ark_ff::{UniformRand, Zero};
-use attestation::bundle::{Batch, Bundle, UNATTESTED};
+use attestation::bundle::{Batch, Bundle, Opening, UNATTESTED};
 use attestation::commitment::{
     account_commitment, element_to_hex, leaf_from_elements, sum_commitment, RoundContext, Salt,
 };
@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::{CryptoRng, RngCore};
 
 use crate::circuit::batch::{AccountSlot, BatchAssignment, BatchPublic, BatchShape};
+use crate::circuit::opening::OpeningAssignment;
 use crate::error::ProveError;
 use crate::keys::ProvingKeys;
 use crate::ledger::{Account, Ledger};
@@ -39,6 +40,8 @@ pub struct RoundPlan {
     pub assignments: Vec<BatchAssignment>,
     /// Per-asset totals.
     pub totals: Vec<u128>,
+    /// `r_N`, the last commitment's blinder: zero, or random when totals are hidden (spec §13).
+    pub final_blinder: Fr,
 }
 
 /// A proven round: the bundle, and what every account's inclusion proof is made from. The proofs
@@ -67,11 +70,14 @@ fn field_sums(sums: &[u128]) -> Vec<Fr> {
     sums.iter().map(|&s| Fr::from(s)).collect()
 }
 
-/// Plans `ledger` as round `round_id` for circuits of `circuit` shape.
+/// Plans `ledger` as round `round_id` for circuits of `circuit` shape. With `hide_totals` the
+/// chain ends under a random blinder (private mode, spec §13), so only an opening proof can show
+/// anything about the totals.
 pub fn plan_round<R: RngCore + CryptoRng>(
     circuit: BatchShape,
     ledger: Ledger,
     round_id: [u8; 32],
+    hide_totals: bool,
     rng: &mut R,
 ) -> Result<RoundPlan, ProveError> {
     let (k, b) = (circuit.assets, circuit.batch_size);
@@ -93,7 +99,8 @@ pub fn plan_round<R: RngCore + CryptoRng>(
         .collect();
 
     // The running-sum chain starts at the round context's public element over zero sums and ends
-    // at the totals under blinder zero; every commitment in between is blinded at random.
+    // at the totals under blinder zero (or, hiding them, a random one); every commitment in
+    // between is blinded at random.
     let context =
         RoundContext { round_id: &round_id, assets: &assets, batch_size: b as u64, leaf_count: accounts.len() as u64 };
     let batch_count = accounts.len().div_ceil(b);
@@ -120,7 +127,7 @@ pub fn plan_round<R: RngCore + CryptoRng>(
                 *r += u128::from(*x);
             }
         }
-        let next_blinder = if i + 1 == batch_count { Fr::zero() } else { Fr::rand(rng) };
+        let next_blinder = if i + 1 == batch_count && !hide_totals { Fr::zero() } else { Fr::rand(rng) };
         let next_commitment = sum_commitment(next_blinder, &field_sums(&running));
         assignments.push(BatchAssignment {
             public: BatchPublic { prev_commitment, next_commitment, root: subtree.root() },
@@ -134,7 +141,18 @@ pub fn plan_round<R: RngCore + CryptoRng>(
         prev_commitment = next_commitment;
     }
     let top = shape.build_top(subtrees.iter().map(Levels::root).collect());
-    Ok(RoundPlan { round_id, assets, accounts, salts, shape, subtrees, top, assignments, totals: running })
+    Ok(RoundPlan {
+        round_id,
+        assets,
+        accounts,
+        salts,
+        shape,
+        subtrees,
+        top,
+        assignments,
+        totals: running,
+        final_blinder: prev_blinder,
+    })
 }
 
 impl RoundPlan {
@@ -168,7 +186,8 @@ impl RoundPlan {
     }
 }
 
-/// Proves `ledger` as round `round_id`. `on_batch(done, total)` is called after each proof.
+/// Proves `ledger` as round `round_id`, publishing every total. `on_batch(done, total)` is called
+/// after each proof.
 pub fn prove_round<R: RngCore + CryptoRng>(
     keys: &ProvingKeys,
     ledger: Ledger,
@@ -176,7 +195,40 @@ pub fn prove_round<R: RngCore + CryptoRng>(
     rng: &mut R,
     on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<ProvedRound, ProveError> {
-    let mut plan = plan_round(keys.shape, ledger, round_id, rng)?;
+    prove_private_round(keys, ledger, round_id, &[], rng, on_batch)
+}
+
+/// [`prove_round`] in private mode (spec §13): `hidden[k] = Some(bound)` hides asset `k`'s total
+/// and proves it at most `bound` (its reserves, clamped by
+/// `attestation::opening::reserves_bound`); `None`, or an empty `hidden`, publishes it. A hidden
+/// total above its bound cannot be proven: the round is refused before any batch is proven.
+pub fn prove_private_round<R: RngCore + CryptoRng>(
+    keys: &ProvingKeys,
+    ledger: Ledger,
+    round_id: [u8; 32],
+    hidden: &[Option<u128>],
+    rng: &mut R,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<ProvedRound, ProveError> {
+    let hides = hidden.iter().any(Option::is_some);
+    if hides && hidden.len() != keys.shape.assets {
+        return Err(ProveError::AssetCount { keys: keys.shape.assets, ledger: hidden.len() });
+    }
+    let mut plan = plan_round(keys.shape, ledger, round_id, hides, rng)?;
+    let opening = if hides {
+        let opening_keys = keys.opening.as_ref().ok_or(ProveError::Opening(
+            "the keys were made without the opening's (a version-1 setup); run a new setup to hide totals".into(),
+        ))?;
+        let bounds: Vec<u128> = hidden.iter().zip(&plan.totals).map(|(h, t)| h.unwrap_or(*t)).collect();
+        let flags: Vec<bool> = hidden.iter().map(Option::is_some).collect();
+        let assignment = OpeningAssignment::new(plan.final_blinder, &plan.totals, &bounds, &flags)
+            .map_err(|e| ProveError::Opening(e.to_string()))?;
+        // Checked before the batches, so a total above its reserves costs no proving time.
+        crate::circuit::opening::check(opening_keys, &assignment).map_err(|e| ProveError::Opening(e.to_string()))?;
+        Some((opening_keys, assignment))
+    } else {
+        None
+    };
     let total = plan.assignments.len();
     let mut batches = Vec::with_capacity(total);
     for (i, assignment) in plan.assignments.iter().enumerate() {
@@ -186,16 +238,34 @@ pub fn prove_round<R: RngCore + CryptoRng>(
     }
     // The witnesses are the plan's largest part and are not needed any more.
     plan.assignments = Vec::new();
+    let opening = match opening {
+        Some((opening_keys, assignment)) => Some(Opening {
+            verifying_key: opening_keys.verifying_key().clone(),
+            proof: crate::circuit::opening::prove(opening_keys, &assignment, rng)
+                .map_err(|e| ProveError::Opening(e.to_string()))?,
+        }),
+        None => None,
+    };
+    let totals = plan
+        .totals
+        .iter()
+        .enumerate()
+        .map(|(k, total)| match hidden.get(k) {
+            Some(Some(_)) => None,
+            _ => Some(*total),
+        })
+        .collect();
     let bundle = Bundle {
         attestation: UNATTESTED.to_owned(),
         round_id,
         leaf_count: plan.accounts.len() as u64,
-        totals: plan.totals.clone(),
+        totals,
         root: plan.top.root(),
         shape: plan.shape,
         assets: plan.assets.clone(),
         verifying_key: keys.verifying_key().clone(),
         batches,
+        opening,
     };
     Ok(ProvedRound { bundle, plan })
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use attestation::attested::{verify_setup, RoundBundleWire, VerifiedSetup, EMBEDDED};
-use attestation::manifest::{AssetTotal, Manifest, SetupManifest, MANIFEST_FORMAT_V2, SETUP_FORMAT_V1};
+use attestation::manifest::{AssetTotal, Manifest, SetupManifest, MANIFEST_FORMAT_V2};
 use channel::protocol::{FromEnclave, InclusionEntry, RoundRequest, Stage, ToEnclave, CHUNK_BYTES};
 use channel::{Address, FrameError, Framed, Listener, Stream};
 use rand::rngs::OsRng;
@@ -194,13 +194,17 @@ impl Enclave {
         let mut keys_file = Vec::new();
         keys.write_to(&mut keys_file).map_err(internal)?;
         let manifest = SetupManifest {
-            format: SETUP_FORMAT_V1.to_owned(),
+            format: attestation::manifest::SETUP_FORMAT_V2.to_owned(),
             batch_size,
             assets,
             proving_keys_sha256: Sha256::digest(&keys_file).to_vec(),
             verifying_key_sha256: attestation::liabilities::verifying_key_sha256(keys.verifying_key()).to_vec(),
             software_version: SOFTWARE_VERSION.to_owned(),
             created_ms: now_ms(),
+            opening_verifying_key_sha256: keys
+                .opening
+                .as_ref()
+                .map(|o| attestation::opening::verifying_key_sha256(o.verifying_key()).to_vec()),
         };
         drop(keys);
         let setup_manifest = manifest.encode();
@@ -427,7 +431,11 @@ impl RoundWork {
         tracing::info!(rows = read.record.rows, accounts = read.ledger.accounts.len(), "read");
         // The reserves are read before proving, so a round whose reserves cannot be read is
         // refused before minutes of work, and the chains' blocks are close to the snapshot.
-        let reserves = self.read_reserves(&read, &route).await?;
+        let mut reserves = self.read_reserves(&read, &route).await?;
+        let hidden = match &mut reserves {
+            Some(reserves) => reserves.hide_private_totals(&self.config.reserves_config()),
+            None => Vec::new(),
+        };
 
         let mut round_id = [0u8; 32];
         rand::RngCore::fill_bytes(&mut OsRng, &mut round_id);
@@ -435,7 +443,7 @@ impl RoundWork {
         let ledger = read.ledger;
         let proving_events = events.clone();
         let (mut proved, keys) = tokio::task::spawn_blocking(move || {
-            let proved = crate::round::prove_round(&keys, ledger, round_id, &mut OsRng, &mut |done, total| {
+            let proved = crate::round::prove_private_round(&keys, ledger, round_id, &hidden, &mut OsRng, &mut |done, total| {
                 let _ = proving_events.try_send(FromEnclave::Progress {
                     stage: Stage::Proving,
                     done: done as u64,
@@ -472,7 +480,11 @@ impl RoundWork {
                 .assets
                 .iter()
                 .zip(&proved.bundle.totals)
-                .map(|(a, t)| AssetTotal { symbol: a.symbol.clone(), decimals: a.decimals, total: t.to_string() })
+                .map(|(a, t)| AssetTotal {
+                    symbol: a.symbol.clone(),
+                    decimals: a.decimals,
+                    total: attestation::bundle::total_text(*t),
+                })
                 .collect(),
             leaf_count: proved.bundle.leaf_count,
             batch_size: keys.shape.batch_size as u64,

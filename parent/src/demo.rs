@@ -89,7 +89,8 @@ fn text(path: &Path) -> anyhow::Result<&str> {
 
 /// Runs the demo into `out`.
 /// Starts the reserves chain, each asset's reserves 10% above its liabilities (10% below for
-/// `insolvent`); none, with a word why, where anvil is not installed.
+/// `insolvent`); none, with a word why, where anvil is not installed. USDT is in private mode:
+/// its total is hidden and proven at most its reserves, or published if they fall short.
 async fn start_reserves(accounts: u64, insolvent: Option<&str>) -> anyhow::Result<Option<ReservesFixture>> {
     if let Some(symbol) = insolvent {
         if !ASSETS.iter().any(|(s, _)| *s == symbol) {
@@ -114,6 +115,7 @@ async fn start_reserves(accounts: u64, insolvent: Option<&str>) -> anyhow::Resul
             symbol: (*symbol).into(),
             decimals: *decimals,
             reserves: if insolvent == Some(*symbol) { total / 10 * 9 } else { total / 10 * 11 },
+            private: *symbol == PRIVATE_ASSET,
         })
         .collect();
     println!("starting a private Ethereum node (anvil) with each asset's reserves, behind 3 TLS endpoints (2 must agree)...");
@@ -126,8 +128,14 @@ async fn start_reserves(accounts: u64, insolvent: Option<&str>) -> anyhow::Resul
         };
         println!("  {}: {} base units in {source}", asset.symbol, asset.reserves);
     }
+    println!(
+        "  {PRIVATE_ASSET} is in private mode: its liabilities total is hidden, and the round proves it at most the reserves (published if short)"
+    );
     Ok(Some(fixture))
 }
+
+/// The demo's asset in private mode (spec §13).
+const PRIVATE_ASSET: &str = "USDT";
 
 /// What the auditor pins about the reserves: the chain, the feed and token addresses, the quorum.
 fn reserve_pins(fixture: &ReservesFixture) -> Vec<ReservePin> {

@@ -814,7 +814,13 @@ fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_an
         .iter()
         .zip(&totals)
         .zip([totals[0] - 1, totals[1] * 2])
-        .map(|(((symbol, decimals), _), reserves)| ReserveAsset { symbol: (*symbol).into(), decimals: *decimals, reserves })
+        // Both in private mode: ETH's total is hidden and proven covered; BTC's, short, is published.
+        .map(|(((symbol, decimals), _), reserves)| ReserveAsset {
+            symbol: (*symbol).into(),
+            decimals: *decimals,
+            reserves,
+            private: true,
+        })
         .collect();
     let chain = runtime.block_on(ReservesFixture::start(&assets, 3, 2)).unwrap();
     // The first endpoint, the first asked for state, rewrites every balance it proves.
@@ -848,6 +854,12 @@ fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_an
     assert!(!solvency.assets[0].solvent);
     assert_eq!(solvency.assets[1].reserves, (totals[1] * 2).to_string());
     assert!(solvency.assets[1].solvent);
+    // Private mode: the covered asset's total appears nowhere; the short one's is published.
+    assert_eq!(verified.manifest().assets[0].total, totals[0].to_string());
+    assert_eq!(verified.manifest().assets[1].total, attestation::bundle::HIDDEN);
+    assert_eq!(solvency.assets[1].liabilities, attestation::bundle::HIDDEN);
+    assert_eq!(verified.liabilities().bundle().totals, vec![Some(totals[0]), None]);
+    assert!(verified.liabilities().bundle().opening.is_some());
     assert_eq!(solvency.chains[0].chain_id, testkit::reserves::CHAIN_ID);
 
     // The command-line verifier reports it, and refuses it only when the policy requires solvency.
@@ -872,6 +884,7 @@ fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_an
     assert_eq!(report["solvency"][0]["solvent"], false);
     assert_eq!(report["solvency"][0]["liabilities"], totals[0].to_string());
     assert_eq!(report["solvency"][1]["solvent"], true);
+    assert_eq!(report["solvency"][1]["liabilities"], "hidden");
     assert_eq!(report["solvency"][0]["sources"][0]["kind"], "chainlink");
     policy.solvency.require_solvent = true;
     let out = verify(&policy);

@@ -25,6 +25,8 @@ pub struct ReserveAsset {
     pub decimals: u32,
     /// The reserves in base units.
     pub reserves: u128,
+    /// Whether the round configuration marks it private (its total hidden, spec §13).
+    pub private: bool,
 }
 
 /// Where one asset's reserves are.
@@ -152,7 +154,8 @@ impl ReservesFixture {
                     asset.decimals
                 ),
             };
-            let _ = write!(toml, "\n[[reserves]]\nasset = \"{}\"\nsources = [{source}]\n", asset.symbol);
+            let private = if asset.private { "private = true\n" } else { "" };
+            let _ = write!(toml, "\n[[reserves]]\nasset = \"{}\"\n{private}sources = [{source}]\n", asset.symbol);
         }
         toml
     }

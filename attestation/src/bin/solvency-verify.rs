@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use attestation::attested::{self, RoundBundleWire, VerifiedRound};
-use attestation::bundle::{Bundle, MAX_BUNDLE_BYTES, UNATTESTED};
+use attestation::bundle::{total_text, Bundle, MAX_BUNDLE_BYTES, UNATTESTED};
 use attestation::commitment::element_to_hex;
 use attestation::inclusion::{InclusionProof, MAX_PROOF_BYTES};
 use attestation::liabilities::{verify, VerifiedLiabilities};
@@ -444,7 +444,7 @@ fn summary(v: &VerifiedLiabilities) -> serde_json::Value {
         "batch_size": b.shape.batch_size,
         "batches": b.batches.len(),
         "verifying_key_sha256": hex::encode(v.verifying_key_sha256()),
-        "totals": b.assets.iter().zip(&b.totals).map(|(a, t)| json!({"asset": a, "total": t.to_string()})).collect::<Vec<_>>(),
+        "totals": b.assets.iter().zip(&b.totals).map(|(a, t)| json!({"asset": a, "total": total_text(*t)})).collect::<Vec<_>>(),
     })
 }
 
@@ -457,7 +457,7 @@ fn print_summary(v: &VerifiedLiabilities) {
     println!("accounts:    {}", b.leaf_count);
     println!("vk sha256:   {}", hex::encode(v.verifying_key_sha256()));
     for (a, t) in b.assets.iter().zip(&b.totals) {
-        println!("total {a:<8} {t} base units");
+        println!("total {a:<8} {} base units", total_text(*t));
     }
 }
 

@@ -14,6 +14,7 @@ use super::ownership;
 use super::state::ProvenState;
 use super::statement::{AssetSolvency, ChainBlock, FeedRound, Solvency, SourceFigure, SourceKind};
 use super::ReservesError;
+use crate::bundle::HIDDEN;
 
 /// Fills in every figure and verdict of `configured` (whose chains, sources and liabilities are
 /// set) from `evidence`. `challenge` is the round's auditor nonce, which ownership messages name.
@@ -23,8 +24,15 @@ pub fn evaluate(configured: &Solvency, challenge: &[u8], evidence: &ReservesEvid
     let mut seen = BTreeSet::new();
     let mut assets = Vec::with_capacity(configured.assets.len());
     for asset in &configured.assets {
-        let liabilities = decimal(&asset.liabilities)
-            .ok_or_else(|| ReservesError::Statement(format!("{}: liabilities {:?} are not a number", asset.symbol, asset.liabilities)))?;
+        // A hidden total (private mode) is solvent only by the opening proof, which the round
+        // verifier checks against the reserves derived here; the statement is meaningless without it.
+        let liabilities = if asset.liabilities == HIDDEN {
+            None
+        } else {
+            Some(decimal(&asset.liabilities).ok_or_else(|| {
+                ReservesError::Statement(format!("{}: liabilities {:?} are not a number", asset.symbol, asset.liabilities))
+            })?)
+        };
         if asset.sources.is_empty() {
             return Err(ReservesError::Statement(format!("{}: no reserve source is configured", asset.symbol)));
         }
@@ -49,7 +57,7 @@ pub fn evaluate(configured: &Solvency, challenge: &[u8], evidence: &ReservesEvid
             liabilities: asset.liabilities.clone(),
             reserves: reserves.to_string(),
             rounded_down,
-            solvent: reserves >= liabilities,
+            solvent: liabilities.is_none_or(|liabilities| reserves >= liabilities),
             sources,
         });
     }

@@ -7,10 +7,14 @@ use serde_json::{json, Value};
 
 use super::statement::{AssetSolvency, Solvency};
 use crate::amount::format_decimal;
+use crate::bundle::HIDDEN;
 
 /// reserves / liabilities as a percentage with two decimals (`"104.25%"`); `"∞"` with no
-/// liabilities.
+/// liabilities; `"≥ 100%"` for hidden liabilities (private mode, proven at most the reserves).
 pub fn ratio(asset: &AssetSolvency) -> String {
+    if asset.liabilities == HIDDEN {
+        return "≥ 100%".into();
+    }
     let parse = |s: &str| U256::from_str_radix(s, 10).ok();
     match (parse(&asset.reserves), parse(&asset.liabilities)) {
         (Some(_), Some(l)) if l.is_zero() => "∞".into(),
@@ -44,11 +48,13 @@ pub fn lines(solvency: &Solvency) -> Vec<String> {
     }
     for asset in &solvency.assets {
         let show = |units: &str| format_decimal(units, asset.decimals, &asset.symbol);
+        let liabilities =
+            if asset.liabilities == HIDDEN { "hidden, proven ≤ reserves".to_owned() } else { show(&asset.liabilities) };
         out.push(format!(
             "solvency:    {}: {} — liabilities {}, reserves {} ({}){}",
             asset.symbol,
             if asset.solvent { "SOLVENT" } else { "INSOLVENT" },
-            show(&asset.liabilities),
+            liabilities,
             show(&asset.reserves),
             ratio(asset),
             if asset.rounded_down { ", rounded down" } else { "" }

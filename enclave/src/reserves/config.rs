@@ -91,6 +91,11 @@ pub struct AssetReserves {
     pub asset: String,
     /// Its sources; the reserves are their sum.
     pub sources: Vec<SourceConfig>,
+    /// Private mode (spec §13): the liabilities total is not published; the round proves it at
+    /// most the reserves instead. An asset whose reserves fall short is published all the same,
+    /// since no proof of the contrary exists and the round never hides a bad result.
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// A reserve source.

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use alloy_primitives::{Address, Bytes, B256};
+use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY};
 use attestation::reserves::call::{balance_of, CALLER, DECIMALS, LATEST_ROUND_DATA};
 use attestation::reserves::evidence::{AccountEvidence, AccountState, ChainEvidence, OwnershipSignature, ReservesEvidence, SlotEvidence};
@@ -107,6 +107,28 @@ pub struct Reserves {
     pub solvency: Solvency,
     /// The evidence for the bundle.
     pub evidence: ReservesEvidence,
+}
+
+impl Reserves {
+    /// Applies private mode: every asset configured `private` whose reserves cover its
+    /// liabilities gets its liabilities stated as hidden. Returns, per asset in round order, the
+    /// bound its hidden total is proven against (its reserves, clamped), or `None` where the total
+    /// is published: not private, or short (a short asset is never hidden).
+    pub fn hide_private_totals(&mut self, config: &ReservesConfig) -> Vec<Option<u128>> {
+        self.solvency
+            .assets
+            .iter_mut()
+            .map(|asset| {
+                let private = config.reserves.iter().any(|r| r.asset == asset.symbol && r.private);
+                let reserves = U256::from_str_radix(&asset.reserves, 10).ok()?;
+                if !private || !asset.solvent {
+                    return None;
+                }
+                asset.liabilities = attestation::bundle::HIDDEN.to_owned();
+                Some(attestation::opening::reserves_bound(reserves))
+            })
+            .collect()
+    }
 }
 
 /// Reads the reserves of every asset, as configured, along `route`.
@@ -520,20 +542,7 @@ impl ChainRead {
         let mut errors = Vec::new();
         for endpoint in &mut self.endpoints {
             let answer = match &fetch {
-                Fetch::AccessLists(calls) => {
-                    let mut lists = Vec::new();
-                    let mut failed = None;
-                    for (to, data) in calls {
-                        match endpoint.access_list(CALLER, *to, data, block).await {
-                            Ok(list) => lists.push(list),
-                            Err(e) => {
-                                failed = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    failed.map_or(Ok(Fetched::AccessLists(lists)), Err)
-                }
+                Fetch::AccessLists(calls) => endpoint.access_lists(CALLER, calls, block).await.map(Fetched::AccessLists),
                 Fetch::Proofs(requests) => {
                     match accounts(endpoint, requests, block, &self.name, self.state_root, &self.accounts).await {
                         Ok(accounts) => Ok(Fetched::Accounts(accounts)),

@@ -156,22 +156,28 @@ impl Endpoint {
         self.batch("eth_getCode", params).await
     }
 
-    /// `eth_createAccessList` of a call from `from` to `to` with `data` at `block`: the accounts
-    /// and slots it touches (a hint; what is missing is found by running the call).
-    pub async fn access_list(
+    /// `eth_createAccessList` of each call (`to`, `data`) from `from` at `block`, in batches: the
+    /// accounts and slots each touches (a hint; what is missing is found by running the call).
+    pub async fn access_lists(
         &mut self,
         from: Address,
-        to: Address,
-        data: &[u8],
+        calls: &[(Address, Vec<u8>)],
         block: u64,
-    ) -> Result<Vec<(Address, Vec<B256>)>, RpcError> {
-        let answer: alloy_rpc_types_eth::AccessListResult = self
-            .call(
-                "eth_createAccessList",
-                json!([{"from": from, "to": to, "data": Bytes::copy_from_slice(data)}, format!("{block:#x}")]),
-            )
-            .await?;
-        Ok(answer.access_list.0.into_iter().map(|item| (item.address, item.storage_keys)).collect())
+    ) -> Result<Vec<Vec<(Address, Vec<B256>)>>, RpcError> {
+        let mut out = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(100) {
+            let params = chunk
+                .iter()
+                .map(|(to, data)| json!([{"from": from, "to": to, "data": Bytes::copy_from_slice(data)}, format!("{block:#x}")]))
+                .collect();
+            let answers: Vec<alloy_rpc_types_eth::AccessListResult> = self.batch("eth_createAccessList", params).await?;
+            out.extend(
+                answers
+                    .into_iter()
+                    .map(|answer| answer.access_list.0.into_iter().map(|item| (item.address, item.storage_keys)).collect()),
+            );
+        }
+        Ok(out)
     }
 }
 
