@@ -86,6 +86,38 @@ pub struct BenchReport {
     pub batched_statements: usize,
     /// Verifying them together, milliseconds.
     pub verify_batched_ms: f64,
+    /// Private mode's solvency opening (spec §13), absent for keys without it: constraints.
+    pub opening_constraints: Option<usize>,
+    /// Proving the opening (every asset hidden), seconds.
+    pub opening_prove_seconds: Option<f64>,
+    /// Verifying it, milliseconds.
+    pub opening_verify_ms: Option<f64>,
+}
+
+/// Proves and verifies the opening of `totals`, every asset hidden under a bound just covering
+/// it: (prove seconds, verify milliseconds).
+fn measure_opening<R: RngCore + CryptoRng>(
+    keys: &crate::circuit::opening::OpeningKeys,
+    totals: &[u128],
+    blinder: ark_bls12_381::Fr,
+    rng: &mut R,
+) -> Result<(f64, f64), ProveError> {
+    let hidden = vec![true; totals.len()];
+    let assignment = crate::circuit::opening::OpeningAssignment::new(blinder, totals, totals, &hidden)
+        .map_err(|e| ProveError::Opening(e.to_string()))?;
+    let started = Instant::now();
+    let proof = crate::circuit::opening::prove(keys, &assignment, rng).map_err(|e| ProveError::Opening(e.to_string()))?;
+    let prove_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    attestation::opening::verify(
+        keys.verifying_key(),
+        assignment.public.commitment,
+        &assignment.public.bounds,
+        &hidden,
+        &proof,
+    )
+    .map_err(|e| ProveError::Opening(e.to_string()))?;
+    Ok((prove_seconds, started.elapsed().as_secs_f64() * 1e3))
 }
 
 /// Where the benchmark's keys come from.
@@ -168,6 +200,11 @@ pub fn run<R: RngCore + CryptoRng>(
         return Err(ProveError::Groth16("benchmark proofs did not verify".into()));
     }
 
+    let opening = match &keys.opening {
+        Some(opening_keys) => Some(measure_opening(opening_keys, &sample.totals, sample.final_blinder, rng)?),
+        None => None,
+    };
+
     let size = |x: &dyn Fn(&mut Vec<u8>)| {
         let mut v = Vec::new();
         x(&mut v);
@@ -202,6 +239,9 @@ pub fn run<R: RngCore + CryptoRng>(
         verify_one_ms,
         batched_statements: many.len(),
         verify_batched_ms,
+        opening_constraints: keys.opening.as_ref().map(|o| o.size.constraints),
+        opening_prove_seconds: opening.map(|o| o.0),
+        opening_verify_ms: opening.map(|o| o.1),
     };
     Ok((report, keys))
 }
