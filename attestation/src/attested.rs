@@ -615,7 +615,7 @@ pub fn verify(
     let liabilities =
         crate::liabilities::verify_private(bundle, Some(vk_pin), opening).map_err(RoundError::Liabilities)?;
     check_consistency(&manifest, liabilities.bundle())?;
-    crate::solvency::check_reserves(&manifest, wire.reserves.as_deref(), policy)?;
+    crate::solvency::check_reserves(&manifest, wire.reserves.as_deref(), policy, document.document().timestamp_ms)?;
     crate::solvency::check_solvency(&manifest, policy)?;
 
     Ok(VerifiedRound { manifest, manifest_digest: digest, document, setup, liabilities })

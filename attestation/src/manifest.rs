@@ -449,7 +449,27 @@ mod tests {
             verifying_key_sha256: vec![2; 32],
             software_version: "0.1.0".into(),
             created_ms: 1_700_000_000_000,
+            opening_verifying_key_sha256: None,
         }
+    }
+
+    #[test]
+    fn setup_manifest_version_2_carries_the_opening_key_hash_and_only_it_does() {
+        let v2 = SetupManifest {
+            format: SETUP_FORMAT_V2.into(),
+            opening_verifying_key_sha256: Some(vec![3; 32]),
+            ..setup()
+        };
+        assert_eq!(SetupManifest::decode(&v2.encode()).unwrap(), v2);
+        let missing = SetupManifest { opening_verifying_key_sha256: None, ..v2.clone() };
+        assert!(matches!(SetupManifest::decode(&missing.encode()), Err(ManifestError::Field { problem: "is missing", .. })));
+        let extra = SetupManifest { format: SETUP_FORMAT_V1.into(), ..v2.clone() };
+        assert!(matches!(
+            SetupManifest::decode(&extra.encode()),
+            Err(ManifestError::Field { problem: "is not part of this version", .. })
+        ));
+        let short = SetupManifest { opening_verifying_key_sha256: Some(vec![3; 31]), ..v2 };
+        assert!(matches!(SetupManifest::decode(&short.encode()), Err(ManifestError::BadLength { .. })));
     }
 
     #[test]

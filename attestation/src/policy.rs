@@ -40,6 +40,14 @@ pub struct SolvencyRules {
     /// asset.
     #[serde(default)]
     pub require_solvent: bool,
+    /// The exchange the ownership signatures must name, when pinned: without it, one exchange
+    /// could state another's name (and its challenge) to count its wallets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<String>,
+    /// The oldest a chain's block may be at the AWS-signed attestation time, in seconds, when
+    /// pinned (the statement's own gap is measured against the database's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_block_age_secs: Option<u64>,
 }
 
 impl SolvencyRules {

@@ -15,6 +15,7 @@ pub(crate) fn check_reserves(
     manifest: &Manifest,
     evidence: Option<&[u8]>,
     policy: &BundlePolicy,
+    attested_ms: u64,
 ) -> Result<(), RoundError> {
     let fail = |detail: String| RoundError::Reserves(detail);
     let Some(solvency) = &manifest.solvency else {
@@ -51,8 +52,58 @@ pub(crate) fn check_reserves(
     if let Some(difference) = first_difference(solvency, &derived) {
         return Err(fail(difference));
     }
-    for pin in policy.reserves.iter().flatten() {
-        check_pin(solvency, pin).map_err(fail)?;
+    check_binding(solvency, policy, attested_ms).map_err(fail)?;
+    if let Some(pins) = &policy.reserves {
+        // A pinned policy is closed: an asset it does not name would go unchecked.
+        for asset in &solvency.assets {
+            if !pins.iter().any(|p| p.symbol == asset.symbol) {
+                return Err(fail(format!("the policy pins reserves, but not {}'s", asset.symbol)));
+            }
+        }
+        for pin in pins {
+            check_pin(solvency, pin).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// What ties the statement to this exchange, this round and this time, beyond what the enclave
+/// checked: the ownership signatures name the challenge, which only a pinned nonce makes the
+/// verifier's own; they name the exchange, which only a pinned name makes the right one; and the
+/// blocks are dated against the attestation's AWS-signed time, not the database's clock.
+fn check_binding(solvency: &Solvency, policy: &BundlePolicy, attested_ms: u64) -> Result<(), String> {
+    let owns_addresses = solvency
+        .assets
+        .iter()
+        .flat_map(|a| &a.sources)
+        .any(|s| matches!(SourceKind::parse(&s.kind), Some(SourceKind::Native | SourceKind::Erc20)));
+    if owns_addresses && policy.round.nonce.is_none() {
+        return Err("owned addresses count only with signatures over the auditor's challenge, and the policy pins                     none: set round.nonce to the challenge you issued (otherwise signatures from an old round                     could be replayed)"
+            .into());
+    }
+    if let Some(exchange) = &policy.solvency.exchange {
+        if exchange != &solvency.exchange {
+            return Err(format!("the statement is for {:?}, the policy pins {exchange:?}", solvency.exchange));
+        }
+    }
+    const CLOCK_SLACK_SECS: u64 = 300;
+    let attested_secs = attested_ms / 1000;
+    for block in &solvency.chains {
+        if block.timestamp > attested_secs.saturating_add(CLOCK_SLACK_SECS) {
+            return Err(format!(
+                "{}'s block {} is dated {}, after the attestation at {attested_secs}",
+                block.name, block.number, block.timestamp
+            ));
+        }
+        if let Some(max) = policy.solvency.max_block_age_secs {
+            let age = attested_secs.saturating_sub(block.timestamp);
+            if age > max {
+                return Err(format!(
+                    "{}'s block {} was {age} s old when the round was attested; the policy allows {max} s",
+                    block.name, block.number
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -149,6 +200,10 @@ fn check_pin(solvency: &Solvency, pin: &ReservePin) -> Result<(), String> {
     }
     for (what, pinned, actual) in [("feeds", &pin.feeds, &feeds), ("tokens", &pin.tokens, &tokens)] {
         if let Some(pinned) = pinned {
+            let distinct = pinned.iter().enumerate().all(|(i, p)| !pinned[..i].iter().any(|q| same_address(p, q)));
+            if !distinct {
+                return Err(format!("{symbol}: the policy pins the same {what} address twice"));
+            }
             let same = pinned.len() == actual.len()
                 && pinned.iter().all(|p| actual.iter().any(|a| same_address(p, a)));
             if !same {

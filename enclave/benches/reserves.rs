@@ -89,7 +89,7 @@ fn main() {
             Scenario {
                 name: "native balances",
                 addresses,
-                source: format!("{{ kind = \"native\", chain = \"devnet\", addresses = [{}], decimals = 18 }}", list(owners)),
+                source: format!("{{ kind = \"native\", chain = \"devnet\", addresses = [{}] }}", list(owners)),
                 signatures: signatures.clone(),
             },
             Scenario {

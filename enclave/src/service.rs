@@ -504,6 +504,21 @@ impl RoundWork {
             return Err(refused("the challenge's deadline passed while proving; nothing is attested"));
         }
         let manifest_bytes = manifest.encode();
+        let evidence = reserves.as_ref().map(|r| r.evidence.encode());
+        // What verifiers would refuse as too large is not attested: it could never be checked.
+        if manifest_bytes.len() > attestation::manifest::MAX_MANIFEST_BYTES {
+            return Err(refused(format!(
+                "the manifest would be {} bytes, more than verifiers accept ({}); list fewer addresses per round",
+                manifest_bytes.len(),
+                attestation::manifest::MAX_MANIFEST_BYTES
+            )));
+        }
+        let evidence_limit = attestation::reserves::evidence::MAX_EVIDENCE_BYTES;
+        if let Some(size) = evidence.as_ref().map(Vec::len).filter(|&size| size > evidence_limit) {
+            return Err(refused(format!(
+                "the reserves evidence would be {size} bytes, more than verifiers accept ({evidence_limit})"
+            )));
+        }
         let digest = Manifest::digest(&manifest_bytes);
         let attestation_document = {
             let mut nsm = self.nsm.lock().map_err(|_| internal("the NSM lock is poisoned"))?;
@@ -522,7 +537,7 @@ impl RoundWork {
             setup_manifest: self.setup_manifest,
             setup_attestation: self.request.setup_attestation,
             liabilities,
-            reserves: reserves.map(|r| r.evidence.encode()),
+            reserves: evidence,
         }
         .encode();
         let accounts = proved.account_count() as u64;

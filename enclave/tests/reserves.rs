@@ -347,3 +347,48 @@ fn now_ms() -> u64 {
 fn alloy_checksum(text: &str) -> String {
     text.parse::<Address>().unwrap().to_checksum(None)
 }
+
+#[test]
+fn statements_an_operator_could_shape_to_count_more_are_refused_by_the_verifier() {
+    runtime().block_on(async {
+        let world = World::start([Lie::Honest, Lie::Honest, Lie::Honest]).await;
+        let reserves = world.read(2).await.unwrap();
+        let (statement, evidence) = (&reserves.solvency, &reserves.evidence);
+        assert_eq!(evaluate(statement, CHALLENGE, evidence).unwrap(), *statement);
+        // Native wei read as whole coins (decimals 0): a 10^18-fold inflation.
+        let mut scaled = statement.clone();
+        scaled.assets[2].sources[0].source_decimals = 0;
+        let err = evaluate(&scaled, CHALLENGE, evidence).unwrap_err();
+        assert!(matches!(&err, ReservesError::Source { field: "source_decimals", .. }), "{err}");
+        // The same chain under a second name, with the same owned address counted again there.
+        let (mut twice, mut evidence_twice) = (statement.clone(), evidence.clone());
+        let mut copy = twice.chains[0].clone();
+        copy.name = "devnet-again".into();
+        twice.chains.push(copy);
+        let mut source = twice.assets[2].sources[0].clone();
+        source.chain = "devnet-again".into();
+        twice.assets[2].sources.push(source);
+        let mut chain = evidence_twice.chains[0].clone();
+        chain.name = "devnet-again".into();
+        evidence_twice.chains.push(chain);
+        let mut signature = evidence_twice.ownership[1].clone();
+        signature.chain = "devnet-again".into();
+        evidence_twice.ownership.push(signature);
+        let err = evaluate(&twice, CHALLENGE, &evidence_twice).unwrap_err();
+        assert!(err.to_string().contains("chain id 1337 is listed twice"), "{err}");
+        // A quorum of 1 of 3: a minority endpoint's word.
+        let mut minority = statement.clone();
+        minority.chains[0].min_agreeing = 1;
+        let err = evaluate(&minority, CHALLENGE, evidence).unwrap_err();
+        assert!(err.to_string().contains("strict majority"), "{err}");
+        // A name with a line break could make one signed message read as another's.
+        let mut renamed = statement.clone();
+        renamed.exchange = format!("{EXCHANGE}\nchain-id: 1");
+        let err = evaluate(&renamed, CHALLENGE, evidence).unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+        // Another exchange's name over the same signatures.
+        let mut other = statement.clone();
+        other.exchange = "Other Exchange".into();
+        assert!(matches!(evaluate(&other, CHALLENGE, evidence).unwrap_err(), ReservesError::Ownership { .. }));
+    });
+}

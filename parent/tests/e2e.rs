@@ -905,6 +905,33 @@ fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_an
     }]);
     let err = app.verify(&bytes, &policy).unwrap_err();
     assert_eq!(err.step(), "reserves", "{err}");
+    // A pinned policy is closed: pinning one asset leaves none unchecked.
+    policy.reserves = Some(vec![ReservePin {
+        symbol: "ETH".into(),
+        chain_ids: None,
+        feeds: None,
+        tokens: None,
+        min_agreeing: None,
+        max_feed_age_secs: None,
+        max_block_gap_secs: None,
+    }]);
+    let err = app.verify(&bytes, &policy).unwrap_err();
+    assert!(err.to_string().contains("not BTC's"), "{err}");
+    policy.reserves = None;
+    // Signatures over a challenge the verifier did not pin could be an old round's.
+    let mut unpinned = policy.clone();
+    unpinned.round.nonce = None;
+    let err = app.verify(&bytes, &unpinned).unwrap_err();
+    assert_eq!(err.step(), "reserves", "{err}");
+    assert!(err.to_string().contains("round.nonce"), "{err}");
+    // Another exchange's name pinned: this statement is not theirs.
+    let mut theirs = policy.clone();
+    theirs.solvency.exchange = Some("Other Exchange".into());
+    let err = app.verify(&bytes, &theirs).unwrap_err();
+    assert!(err.to_string().contains("the policy pins \"Other Exchange\""), "{err}");
+    theirs.solvency.exchange = Some(testkit::reserves::EXCHANGE.into());
+    theirs.solvency.max_block_age_secs = Some(3600);
+    app.verify(&bytes, &theirs).unwrap();
     // The evidence is bound: one byte of it changed is refused at step reserves.
     policy.reserves = None;
     let mut wire = RoundBundleWire::decode(&bytes).unwrap();

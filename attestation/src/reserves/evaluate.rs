@@ -19,6 +19,11 @@ use crate::bundle::HIDDEN;
 /// Fills in every figure and verdict of `configured` (whose chains, sources and liabilities are
 /// set) from `evidence`. `challenge` is the round's auditor nonce, which ownership messages name.
 pub fn evaluate(configured: &Solvency, challenge: &[u8], evidence: &ReservesEvidence) -> Result<Solvency, ReservesError> {
+    if configured.exchange.trim().is_empty() || configured.exchange.chars().any(char::is_control) {
+        return Err(ReservesError::Statement(
+            "the exchange's name is empty or has control characters (it is part of the signed ownership message)".into(),
+        ));
+    }
     let states = prove_chains(configured, evidence)?;
     let signatures = ownership_signatures(evidence)?;
     let mut seen = BTreeSet::new();
@@ -104,8 +109,12 @@ fn prove_chains<'a>(
             )));
         }
         let agreeing = block.endpoints.iter().filter(|e| e.agreed).count();
-        if agreeing < block.min_agreeing as usize || block.min_agreeing == 0 {
-            return Err(bad(format!("{agreeing} endpoints agreed, {} are required", block.min_agreeing)));
+        if agreeing < block.min_agreeing as usize || !super::is_majority(block.min_agreeing, block.endpoints.len()) {
+            return Err(bad(format!(
+                "{agreeing} of {} endpoints agreed with {} required; a strict majority must be required and reached",
+                block.endpoints.len(),
+                block.min_agreeing
+            )));
         }
         if block.endpoints.iter().any(|e| e.agreed && (e.number != Some(block.number) || e.hash.as_deref() != Some(&block.hash[..]))) {
             return Err(bad("an endpoint recorded as agreeing reported another block".into()));
@@ -118,6 +127,9 @@ fn prove_chains<'a>(
                 gap_ms / 1000,
                 configured.max_block_gap_secs
             )));
+        }
+        if states.values().any(|(other, _): &(&ChainBlock, ProvenState)| other.chain_id == block.chain_id) {
+            return Err(bad(format!("chain id {} is listed twice, which would count its reserves twice", block.chain_id)));
         }
         if states.insert(block.name.as_str(), (block, state)).is_some() {
             return Err(bad("the chain is listed twice".into()));
@@ -171,7 +183,7 @@ fn evaluate_source(
     configured: &SourceFigure,
     asset_decimals: u32,
     context: &Context<'_>,
-    seen: &mut BTreeSet<(String, String, Option<Address>, Option<Address>)>,
+    seen: &mut BTreeSet<(String, u64, Option<Address>, Option<Address>)>,
 ) -> Result<SourceFigure, ReservesError> {
     let refuse = |field: &'static str, detail: String| ReservesError::Source { origin: configured.label(), field, detail };
     let kind = SourceKind::parse(&configured.kind).ok_or_else(|| refuse("kind", format!("unknown kind {:?}", configured.kind)))?;
@@ -182,6 +194,7 @@ fn evaluate_source(
         (_, None) => return Err(refuse("contract", "missing".into())),
     };
     let chain = &context.block.name;
+    let chain_id = context.block.chain_id;
     let mut figure = configured.clone();
     figure.balances.clear();
     figure.feed_round = None;
@@ -191,7 +204,7 @@ fn evaluate_source(
                 return Err(refuse("addresses", "a feed has no addresses".into()));
             }
             let Some(feed) = contract else { return Err(refuse("contract", "missing".into())) };
-            if !seen.insert((kind.name().into(), chain.clone(), Some(feed), None)) {
+            if !seen.insert((kind.name().into(), chain_id, Some(feed), None)) {
                 return Err(refuse("contract", "the feed is listed twice".into()));
             }
             let (round, answer) = read_feed(configured, feed, context)?;
@@ -202,8 +215,20 @@ fn evaluate_source(
             if configured.addresses.is_empty() {
                 return Err(refuse("addresses", "no address is configured".into()));
             }
+            if kind == SourceKind::Native && configured.source_decimals != super::NATIVE_DECIMALS {
+                return Err(refuse(
+                    "source_decimals",
+                    format!("a native coin has {} decimals, not {}", super::NATIVE_DECIMALS, configured.source_decimals),
+                ));
+            }
             if kind == SourceKind::Erc20 {
                 let token = contract.ok_or_else(|| refuse("contract", "missing".into()))?;
+                if super::NATIVE_ALIASES.contains(&(chain_id, token)) {
+                    return Err(refuse(
+                        "contract",
+                        format!("{token} is chain {chain_id}'s native coin under an ERC-20 interface; count it as a native source"),
+                    ));
+                }
                 let decimals = read_decimals(configured, token, context)?;
                 if decimals != configured.source_decimals {
                     return Err(refuse(
@@ -215,7 +240,7 @@ fn evaluate_source(
             let mut total = U256::ZERO;
             for text in &configured.addresses {
                 let address = parse_address(configured, "addresses", text)?;
-                if !seen.insert((kind.name().into(), chain.clone(), contract, Some(address))) {
+                if !seen.insert((kind.name().into(), chain_id, contract, Some(address))) {
                     return Err(refuse("addresses", format!("{text} is listed twice")));
                 }
                 let signature = context

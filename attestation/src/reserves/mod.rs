@@ -17,6 +17,30 @@ use alloy_primitives::{Address, B256, U256};
 
 pub use evaluate::{convert, evaluate};
 
+/// Decimals of every EVM chain's native coin (wei); a native source is always read in them.
+pub const NATIVE_DECIMALS: u32 = 18;
+
+/// ERC-20 contracts that are the native coin under another name, by chain id: counting one of
+/// them and the same addresses' native balances would count the same coins twice, so they are
+/// refused as token sources.
+pub const NATIVE_ALIASES: &[(u64, Address)] = &[
+    // Polygon PoS: the POL (formerly MATIC) token contract.
+    (137, alloy_primitives::address!("0x0000000000000000000000000000000000001010")),
+    // Celo: GoldToken, CELO's ERC-20 interface.
+    (42220, alloy_primitives::address!("0x471EcE3750Da237f93B8E339c536989b8978a438")),
+    // zkSync Era: L2BaseToken, ETH's.
+    (324, alloy_primitives::address!("0x000000000000000000000000000000000000800A")),
+    // Metis Andromeda: METIS's.
+    (1088, alloy_primitives::address!("0xDeadDeAddeAddEAddeadDEaDDEAdDeaDDeAD0000")),
+];
+
+/// Whether `min_agreeing` of `endpoints` is a strict majority (and at most all of them): then the
+/// endpoints that did not agree can never form a quorum of their own on another block.
+pub fn is_majority(min_agreeing: u32, endpoints: usize) -> bool {
+    let k = min_agreeing as usize;
+    k <= endpoints && k.saturating_mul(2) > endpoints
+}
+
 /// What a call needed that the evidence does not prove.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Missing {

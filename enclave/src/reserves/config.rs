@@ -126,11 +126,8 @@ pub enum SourceConfig {
     Native {
         /// The chain's name.
         chain: String,
-        /// The owned addresses.
+        /// The owned addresses (the coin has 18 decimals: `attestation::reserves::NATIVE_DECIMALS`).
         addresses: Vec<String>,
-        /// The coin's decimals (18 unless configured).
-        #[serde(default = "native_decimals")]
-        decimals: u32,
     },
     /// ERC-20 balances.
     Erc20 {
@@ -145,9 +142,8 @@ pub enum SourceConfig {
     },
 }
 
-fn native_decimals() -> u32 {
-    18
-}
+/// The deepest `latest-N` allowed.
+pub const MAX_CONFIRMATIONS: u64 = 1_000;
 
 /// The reserves configuration of a round, checked.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -228,23 +224,37 @@ impl ReservesConfig {
             return Ok(());
         }
         let solvency = self.solvency.as_ref().ok_or_else(|| error("solvency", "missing: [[chains]] and [[reserves]] need it"))?;
-        if solvency.exchange.trim().is_empty() {
-            return Err(error("solvency.exchange", "empty"));
+        if solvency.exchange.trim().is_empty() || solvency.exchange.chars().any(char::is_control) {
+            return Err(error("solvency.exchange", "empty, or has control characters (it is part of a signed message)"));
         }
         let mut names = BTreeSet::new();
+        let mut chain_ids = BTreeSet::new();
         for chain in &self.chains {
             let place = format!("chains.{}", chain.name);
             if !names.insert(chain.name.as_str()) {
                 return Err(error(place, "listed twice"));
             }
-            chain.rule()?;
+            if !chain_ids.insert(chain.chain_id) {
+                return Err(error(
+                    format!("{place}.chain_id"),
+                    format!("chain id {} is listed under two names, which would count its reserves twice", chain.chain_id),
+                ));
+            }
+            if let BlockRule::Confirmations(n) = chain.rule()? {
+                if n > MAX_CONFIRMATIONS {
+                    return Err(error(format!("{place}.block"), format!("at most latest-{MAX_CONFIRMATIONS}: an old block may show funds since moved")));
+                }
+            }
             if chain.endpoints.is_empty() {
                 return Err(error(place, "no endpoints"));
             }
-            if chain.min_agreeing == 0 || chain.min_agreeing as usize > chain.endpoints.len() {
+            if !attestation::reserves::is_majority(chain.min_agreeing, chain.endpoints.len()) {
                 return Err(error(
                     format!("{place}.min_agreeing"),
-                    format!("must be between 1 and the {} endpoints", chain.endpoints.len()),
+                    format!(
+                        "must be more than half of the {} endpoints and at most all of them, so the agreeing ones cannot be outvoted",
+                        chain.endpoints.len()
+                    ),
                 ));
             }
             let mut urls = BTreeSet::new();
@@ -348,7 +358,7 @@ mod tests {
         assert!(matches!(config.chains[0].endpoints[2].pin().unwrap(), ServerPin::Sha256(_)));
         assert_eq!(config.chains[0].endpoints[0].pin().unwrap(), ServerPin::WebPki);
         assert_eq!(config.chains[0].endpoints[2].target().unwrap(), ("node.internal.example".into(), 8545, "/".into()));
-        assert!(matches!(&config.reserves[1].sources[0], SourceConfig::Native { decimals: 18, .. }));
+        assert!(matches!(&config.reserves[1].sources[0], SourceConfig::Native { .. }));
     }
 
     #[test]
@@ -371,6 +381,17 @@ mod tests {
         assert!(refused(&unknown_chain, &assets()).contains("\"solana\" is not one of [[chains]]"));
         let quorum = text.replacen("min_agreeing = 2", "min_agreeing = 4", 1);
         assert!(refused(&quorum, &assets()).starts_with("chains.ethereum.min_agreeing"));
+        // 1 of 3: the two that disagree could agree on another block among themselves.
+        let minority = text.replacen("min_agreeing = 2", "min_agreeing = 1", 1);
+        assert!(refused(&minority, &assets()).contains("more than half of the 3 endpoints"));
+        let same_chain = text.replace("chain_id = 8453", "chain_id = 1");
+        assert!(refused(&same_chain, &assets()).contains("chain id 1 is listed under two names"));
+        let old = text.replace("block = \"latest-64\"", "block = \"latest-100800\"");
+        assert!(refused(&old, &assets()).contains("at most latest-1000"));
+        let newline = text.replacen("exchange = \"Example Exchange\"", "exchange = \"Example\\nExchange\"", 1);
+        assert!(refused(&newline, &assets()).contains("control characters"), "{newline}");
+        let native_decimals = text.replace("kind = \"native\", chain = \"ethereum\",", "kind = \"native\", chain = \"ethereum\", decimals = 0,");
+        assert!(toml::from_str::<ReservesConfig>(&native_decimals).is_err(), "native coins have 18 decimals, not configurable");
         let http = text.replace("https://rpc-a.example.net/", "http://rpc-a.example.net/");
         assert!(refused(&http, &assets()).contains("must be https://"));
         let credentials = text.replace("https://rpc-a.example.net/", "https://user:key@rpc-a.example.net/");

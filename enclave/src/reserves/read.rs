@@ -101,6 +101,22 @@ pub fn parse_signatures(text: &str) -> Result<Vec<OwnershipSignature>, ReadError
         .collect()
 }
 
+/// Longest endpoint error kept in the statement: an endpoint's words are attested and published,
+/// so a hostile one must not be able to swell the manifest past what verifiers accept.
+const MAX_ERROR_BYTES: usize = 200;
+
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_ERROR_BYTES {
+        let mut end = MAX_ERROR_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// What a round's reserves read yields: the statement and the evidence behind it.
 pub struct Reserves {
     /// The statement for the manifest.
@@ -220,10 +236,10 @@ fn configured_asset(config: &ReservesConfig, liability: &Liability) -> Result<As
                 figure.sequencer_grace_secs = sequencer_feed.as_ref().map(|_| sequencer_grace_secs.unwrap_or(0));
                 figure
             }
-            SourceConfig::Native { chain, addresses, decimals } => {
+            SourceConfig::Native { chain, addresses } => {
                 let mut figure = SourceFigure::configured(SourceKind::Native, chain);
                 figure.addresses = addresses.iter().map(|a| checksum(a)).collect();
-                figure.source_decimals = *decimals;
+                figure.source_decimals = attestation::reserves::NATIVE_DECIMALS;
                 figure
             }
             SourceConfig::Erc20 { chain, token, decimals, addresses } => {
@@ -266,7 +282,7 @@ async fn choose_block(chain: &ChainConfig, route: &Route) -> Result<(ChainBlock,
             number: head.as_ref().ok().copied(),
             hash: None,
             agreed: false,
-            error: head.as_ref().err().map(|e| e.to_string()),
+            error: head.as_ref().err().map(|e| bounded(e.to_string())),
         })
         .collect();
     let mut numbers: Vec<u64> = heads.iter().filter_map(|h| h.as_ref().ok().copied()).collect();
@@ -302,7 +318,7 @@ async fn choose_block(chain: &ChainConfig, route: &Route) -> Result<(ChainBlock,
                 by_hash.entry(hash).or_insert((0, rlp, timestamp)).0 += 1;
             }
             Ok(None) => {}
-            Err(e) => report.error = Some(e),
+            Err(e) => report.error = Some(bounded(e)),
         }
     }
     let agreed: Vec<(&B256, &(usize, Vec<u8>, u64))> = by_hash.iter().filter(|(_, (n, _, _))| *n >= k).collect();

@@ -171,6 +171,20 @@ impl Endpoint {
                 .map(|(to, data)| json!([{"from": from, "to": to, "data": Bytes::copy_from_slice(data)}, format!("{block:#x}")]))
                 .collect();
             let answers: Vec<alloy_rpc_types_eth::AccessListResult> = self.batch("eth_createAccessList", params).await?;
+            // A hint from one endpoint: a hostile one must not make the evidence (proofs of
+            // everything listed) grow without bound.
+            if let Some(answer) = answers.iter().find(|a| {
+                a.access_list.0.len() > MAX_ACCESS_LIST_ACCOUNTS
+                    || a.access_list.0.iter().map(|i| i.storage_keys.len()).sum::<usize>() > MAX_ACCESS_LIST_SLOTS
+            }) {
+                return Err(RpcError::Answer {
+                    method: "eth_createAccessList".into(),
+                    detail: format!(
+                        "an access list of {} accounts is longer than a reserves call needs (at most {MAX_ACCESS_LIST_ACCOUNTS} accounts and {MAX_ACCESS_LIST_SLOTS} slots)",
+                        answer.access_list.0.len()
+                    ),
+                });
+            }
             out.extend(
                 answers
                     .into_iter()
@@ -180,6 +194,12 @@ impl Endpoint {
         Ok(out)
     }
 }
+
+/// Most accounts one call's access list may name (a feed proxy, its aggregator, a token and its
+/// implementation touch a handful).
+const MAX_ACCESS_LIST_ACCOUNTS: usize = 16;
+/// Most storage slots one call's access list may name.
+const MAX_ACCESS_LIST_SLOTS: usize = 64;
 
 fn result<T: DeserializeOwned>(method: &str, answer: Value) -> Result<T, RpcError> {
     let bad = |detail: String| RpcError::Answer { method: method.to_owned(), detail };
