@@ -76,7 +76,8 @@ pub fn call(state: &ProvenState, chain_id: u64, to: Address, data: &[u8]) -> Res
         beneficiary: CALLER,
         timestamp: U256::from(header.timestamp),
         gas_limit: header.gas_limit.max(CALL_GAS),
-        basefee: 0,
+        // BASEFEE as the header says; the fee itself is not charged (a read-only call).
+        basefee: header.base_fee_per_gas.unwrap_or(0),
         difficulty: header.difficulty,
         prevrandao: Some(header.mix_hash),
         ..BlockEnv::default()
