@@ -71,7 +71,7 @@ fn main() {
         let rpc = anvil.rpc();
         let accounts = rpc.dev_accounts().await.expect("accounts");
         let owners = &accounts[1..=addresses];
-        let feed = rpc.deploy_feed(8, 21_000_000_0000_0000).await.expect("feed");
+        let feed = rpc.deploy_feed(8, 2_100_000_000_000_000).await.expect("feed");
         let token = rpc.deploy_token(6, owners[0], 1_000_000_000_000).await.expect("token");
         for owner in &owners[1..] {
             rpc.token_transfer(token, owners[0], *owner, 1_000_000).await.expect("transfer");
@@ -131,7 +131,7 @@ fn main() {
                 "read_median_s": median(reads),
                 "verify_median_s": median(verifies),
                 "evidence_bytes": evidence_bytes,
-                "evidence_bytes_per_address": if scenario.addresses > 0 { evidence_bytes / scenario.addresses } else { 0 },
+                "evidence_bytes_per_address": evidence_bytes.checked_div(scenario.addresses).unwrap_or(0),
             }));
         }
         let report = serde_json::json!({ "runs": runs, "endpoints": 3, "min_agreeing": 2, "results": results });

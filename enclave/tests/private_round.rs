@@ -76,11 +76,11 @@ fn the_opening_holds_only_for_the_reserves_it_was_proven_against() {
     let round = prove(&[None, Some(6000)], 5).expect("prove");
     // A verifier holding other reserves figures (lower, even still covering; or higher) refuses.
     for bounds in [[0, 5999], [0, 5500], [0, 6001], [0, 0]] {
-        let err = check(&round.bundle, &bounds).err().expect("refused");
+        let err = check(&round.bundle, &bounds).expect_err("refused");
         assert_eq!(err, VerifyError::Opening(OpeningError::InvalidProof), "{bounds:?}");
     }
     // A bound of 2^128 or more is no valid statement (the clamp makes it 2^128 − 1).
-    let err = check(&round.bundle, &[0, u128::MAX]).err().expect("refused");
+    let err = check(&round.bundle, &[0, u128::MAX]).expect_err("refused");
     assert_eq!(err, VerifyError::Opening(OpeningError::InvalidProof));
 }
 

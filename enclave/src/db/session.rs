@@ -239,7 +239,7 @@ impl Snapshot<'_> {
                     if let (Some(units), Some(id), Some(asset)) = (accepted, &id, &asset) {
                         digest.add(id, asset, units);
                     }
-                    if row % PROGRESS_EVERY == 0 {
+                    if row.is_multiple_of(PROGRESS_EVERY) {
                         progress(row);
                     }
                     Ok::<_, FeedError>(())

@@ -309,7 +309,9 @@ async fn choose_block(chain: &ChainConfig, route: &Route) -> Result<(ChainBlock,
         endpoints.iter_mut().zip(&reports).map(|(e, r)| header_at(e, target, r.number.is_some_and(|n| n >= target))),
     )
     .await;
-    let mut by_hash: BTreeMap<B256, (usize, Vec<u8>, u64)> = BTreeMap::new();
+    // Per reported hash: how many endpoints reported it, the header's RLP and its timestamp.
+    type Reported = (usize, Vec<u8>, u64);
+    let mut by_hash: BTreeMap<B256, Reported> = BTreeMap::new();
     for (report, header) in reports.iter_mut().zip(headers) {
         match header {
             Ok(Some((hash, rlp, timestamp))) => {
@@ -321,7 +323,7 @@ async fn choose_block(chain: &ChainConfig, route: &Route) -> Result<(ChainBlock,
             Err(e) => report.error = Some(bounded(e)),
         }
     }
-    let agreed: Vec<(&B256, &(usize, Vec<u8>, u64))> = by_hash.iter().filter(|(_, (n, _, _))| *n >= k).collect();
+    let agreed: Vec<(&B256, &Reported)> = by_hash.iter().filter(|(_, (n, _, _))| *n >= k).collect();
     let [(hash, (_, rlp, timestamp))] = agreed[..] else {
         return Err(ReadError::Chain {
             chain: chain.name.clone(),
