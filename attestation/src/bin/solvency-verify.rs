@@ -376,7 +376,12 @@ fn print_round_report(checked: &Checked) {
     );
     println!("accounts:    {}", m.leaf_count);
     for a in &m.assets {
-        println!("total {:<8} {}", a.symbol, attestation::amount::format_decimal(&a.total, a.decimals, &a.symbol));
+        let total = if a.total == attestation::bundle::HIDDEN {
+            "hidden (private mode: proven at most the reserves, below)".to_owned()
+        } else {
+            attestation::amount::format_decimal(&a.total, a.decimals, &a.symbol)
+        };
+        println!("total {:<8} {total}", a.symbol);
     }
     match &m.solvency {
         Some(solvency) => {
