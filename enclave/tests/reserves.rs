@@ -392,3 +392,48 @@ fn statements_an_operator_could_shape_to_count_more_are_refused_by_the_verifier(
         assert!(matches!(evaluate(&other, CHALLENGE, evidence).unwrap_err(), ReservesError::Ownership { .. }));
     });
 }
+
+#[test]
+fn a_contract_wallet_counts_with_its_eip_1271_signature_and_not_with_another_keys() {
+    runtime().block_on(async {
+        let mut world = World::start([Lie::Honest, Lie::Honest, Lie::Honest]).await;
+        let accounts = world.rpc.dev_accounts().await.unwrap();
+        let (owner, stranger) = (accounts[3], accounts[4]);
+        let wallet = world.rpc.deploy_wallet(owner).await.unwrap();
+        world.rpc.set_balance(wallet, NATIVE_WEI).await.unwrap();
+        world.rpc.mine(3).await.unwrap();
+        let message = attestation::reserves::ownership::message(EXCHANGE, CHAIN_ID, alloy(wallet), CHALLENGE);
+        let sign = |key| {
+            let rpc = &world.rpc;
+            let message = message.clone();
+            async move {
+                OwnershipSignature {
+                    chain: "devnet".into(),
+                    address: wallet.0.to_vec(),
+                    signature: rpc.personal_sign(key, message.as_bytes()).await.unwrap().to_vec(),
+                }
+            }
+        };
+        let (by_owner, by_stranger) = (sign(owner).await, sign(stranger).await);
+        // The wallet's ether, instead of the native holder's.
+        let config = world.config(2, 8, 86_400).replace(&world.native_holder.to_string(), &alloy(wallet).to_string());
+        assert!(config.contains(&alloy(wallet).to_string()));
+        let honest = world.signatures.clone();
+        world.signatures.push(by_owner);
+        let reserves = world.read_with(&config, &World::liabilities(400_0000_0000)).await.unwrap();
+        let eth = &reserves.solvency.assets[2];
+        assert_eq!(eth.reserves, NATIVE_WEI.to_string());
+        assert_eq!(evaluate(&reserves.solvency, CHALLENGE, &reserves.evidence).unwrap(), reserves.solvency);
+        // Another key's signature: the wallet's own code refuses it, in the enclave and offline.
+        world.signatures = honest;
+        world.signatures.push(by_stranger.clone());
+        let Err(err) = world.read_with(&config, &World::liabilities(400_0000_0000)).await else { panic!("accepted") };
+        assert!(err.to_string().contains("does not accept the signature (EIP-1271)"), "{err}");
+        let mut forged = reserves.evidence.clone();
+        forged.ownership.retain(|s| s.address != wallet.0.to_vec());
+        forged.ownership.push(by_stranger);
+        forged.ownership.sort_by(|a, b| (&a.chain, &a.address).cmp(&(&b.chain, &b.address)));
+        let err = evaluate(&reserves.solvency, CHALLENGE, &forged).unwrap_err();
+        assert!(matches!(err, ReservesError::Ownership { .. }), "{err}");
+    });
+}

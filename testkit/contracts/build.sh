@@ -33,11 +33,11 @@ fetch @chainlink/contracts "$CHAINLINK_PROXY" 06
 npm install --silent --no-fund --no-audit --no-save --prefix solc-08 "solc@$SOLC_08" >/dev/null
 npm install --silent --no-fund --no-audit --no-save --prefix solc-06 "solc@$SOLC_06" >/dev/null
 
-# 0.8: our TestToken and Chainlink's MockV3Aggregator (imported by src/ChainlinkMocks.sol).
+# 0.8: our TestToken and TestWallet, and Chainlink's MockV3Aggregator (imported by src/ChainlinkMocks.sol).
 mkdir 08/src 08/out
-cp "$here/src/TestToken.sol" "$here/src/ChainlinkMocks.sol" 08/src/
+cp "$here/src/TestToken.sol" "$here/src/TestWallet.sol" "$here/src/ChainlinkMocks.sol" 08/src/
 (cd 08 && ../solc-08/node_modules/.bin/solcjs --optimize --optimize-runs 200 --bin --abi \
-  --base-path . --include-path node_modules -o out src/TestToken.sol src/ChainlinkMocks.sol >/dev/null)
+  --base-path . --include-path node_modules -o out src/TestToken.sol src/TestWallet.sol src/ChainlinkMocks.sol >/dev/null)
 
 # 0.6.6: Chainlink's EACAggregatorProxy, the proxy mainnet feeds sit behind. This solcjs has no
 # import callback, so every file the proxy imports is named. (It prints two warnings about a shadowed
@@ -54,6 +54,7 @@ take() { # from name
   cp "$1.abi" "result/$2.abi.json"
 }
 take 08/out/src_TestToken_sol_TestToken TestToken
+take 08/out/src_TestWallet_sol_TestWallet TestWallet
 take 08/out/@chainlink_contracts_src_v0_8_shared_mocks_MockV3Aggregator_sol_MockV3Aggregator MockV3Aggregator
 take 06/out/EACAggregatorProxy_sol_EACAggregatorProxy EACAggregatorProxy
 for f in result/*.bin; do

@@ -48,6 +48,8 @@ pub const MOCK_V3_AGGREGATOR_BIN: &str = include_str!("../contracts/build/MockV3
 pub const EAC_AGGREGATOR_PROXY_BIN: &str = include_str!("../contracts/build/EACAggregatorProxy.bin");
 /// `TestToken`, an OpenZeppelin 5.4.0 ERC-20 (solc 0.8.26), creation code.
 pub const TEST_TOKEN_BIN: &str = include_str!("../contracts/build/TestToken.bin");
+/// Creation bytecode of `TestWallet` (`contracts/src/TestWallet.sol`): an EIP-1271 contract wallet.
+pub const TEST_WALLET_BIN: &str = include_str!("../contracts/build/TestWallet.bin");
 
 /// Function selectors the helpers call (the first four bytes of the Keccak-256 of the signature).
 pub mod selector {
@@ -702,6 +704,13 @@ impl Rpc {
         let token = decode_bin("TestToken", TEST_TOKEN_BIN)?;
         let args = [abi::uint(decimals.into()), abi::address(holder), abi::uint(amount)];
         self.deploy(from, &abi::creation(&token, &args)).await
+    }
+
+    /// Deploys a contract wallet that accepts (EIP-1271) signatures by dev account `owner`.
+    pub async fn deploy_wallet(&self, owner: Address) -> Result<Address, ChainError> {
+        let from = self.deployer().await?;
+        let wallet = decode_bin("TestWallet", TEST_WALLET_BIN)?;
+        self.deploy(from, &abi::creation(&wallet, &[abi::address(owner)])).await
     }
 
     /// Transfers `amount` of `token` from dev account `from` to `to`; the transaction's hash.

@@ -133,6 +133,20 @@ pub fn balance_of(owner: Address) -> Vec<u8> {
     data
 }
 
+/// `isValidSignature(bytes32,bytes)` (EIP-1271), and what it returns for a valid signature.
+pub const IS_VALID_SIGNATURE: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+
+/// Call data for `isValidSignature(hash, signature)`.
+pub fn is_valid_signature(hash: B256, signature: &[u8]) -> Vec<u8> {
+    let mut data = IS_VALID_SIGNATURE.to_vec();
+    data.extend_from_slice(hash.as_slice());
+    data.extend_from_slice(&U256::from(64u8).to_be_bytes::<32>());
+    data.extend_from_slice(&U256::from(signature.len()).to_be_bytes::<32>());
+    data.extend_from_slice(signature);
+    data.resize(data.len() + (32 - signature.len() % 32) % 32, 0);
+    data
+}
+
 /// The `index`th 32-byte word of an ABI-encoded return value.
 pub fn word(output: &[u8], index: usize) -> Option<[u8; 32]> {
     let start = index.checked_mul(32)?;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use alloy_primitives::{Address, U256};
+use alloy_trie::KECCAK_EMPTY;
 
 use super::call::{self, DECIMALS, LATEST_ROUND_DATA};
 use super::evidence::ReservesEvidence;
@@ -258,7 +259,14 @@ fn evaluate_source(
                         detail: "the round has no auditor challenge for the signature to name".into(),
                     });
                 }
-                ownership::verify(context.exchange, chain, context.block.chain_id, address, context.challenge, signature)?;
+                let key = ownership::verify(context.exchange, chain, chain_id, address, context.challenge, signature);
+                if let Err(refused) = key {
+                    // Not the address's key: a contract wallet may still accept it (EIP-1271).
+                    if context.state.account(address)?.code_hash == KECCAK_EMPTY {
+                        return Err(refused);
+                    }
+                    ownership::verify_contract(context.state, context.exchange, chain_id, address, context.challenge, signature)?;
+                }
                 let balance = match contract {
                     Some(token) => {
                         let output = call::call(context.state, context.block.chain_id, token, &call::balance_of(address))?;

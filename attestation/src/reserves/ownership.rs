@@ -1,11 +1,13 @@
 //! Address ownership: an address's balance counts only with its owner's EIP-191 signature over a
 //! message that names the exchange, the chain, the address and the auditor's challenge for this
 //! round. Another exchange cannot reuse it (the name differs), nor can an old round (the challenge
-//! differs). Contract wallets (EIP-1271) are not yet accepted.
+//! differs). A contract wallet signs by EIP-1271: its `isValidSignature` is run at the agreed block
+//! over proven state, in the enclave and again in the verifier.
 
-use alloy_primitives::{Address, Signature};
+use alloy_primitives::{eip191_hash_message, Address, Signature};
 
-use super::ReservesError;
+use super::state::ProvenState;
+use super::{call, ReservesError};
 
 /// The message the owner of `address` signs with `personal_sign` (EIP-191, version 0x45): UTF-8
 /// text, lines separated by `\n`, no trailing newline; the challenge in lower-case hex.
@@ -33,6 +35,30 @@ pub fn verify(
         .map_err(|e| refused(format!("no signer can be recovered: {e}")))?;
     if signer != address {
         return Err(refused(format!("signed by {signer}, not by the address")));
+    }
+    Ok(())
+}
+
+/// Checks `signature` as contract wallet `address`'s (EIP-1271): its `isValidSignature` over the
+/// EIP-191 hash of [`message`], run at `state`'s block, must return the magic value. State the
+/// call needs that is not proven comes back as [`ReservesError::Unproven`], as for any call.
+pub fn verify_contract(
+    state: &ProvenState,
+    exchange: &str,
+    chain_id: u64,
+    address: Address,
+    challenge: &[u8],
+    signature: &[u8],
+) -> Result<(), ReservesError> {
+    let refused = |detail: String| ReservesError::Ownership { chain: state.chain.clone(), address, detail };
+    let hash = eip191_hash_message(message(exchange, chain_id, address, challenge));
+    let output = match call::call(state, chain_id, address, &call::is_valid_signature(hash, signature)) {
+        Ok(output) => output,
+        Err(ReservesError::Call { detail, .. }) => return Err(refused(format!("isValidSignature failed: {detail}"))),
+        Err(other) => return Err(other),
+    };
+    if output.get(..4) != Some(&call::IS_VALID_SIGNATURE[..]) || output.len() != 32 {
+        return Err(refused("the contract wallet's isValidSignature does not accept the signature (EIP-1271)".into()));
     }
     Ok(())
 }
