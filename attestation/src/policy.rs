@@ -74,6 +74,10 @@ pub struct ReservePin {
     /// The fewest endpoints that must have agreed on each chain's block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_agreeing: Option<u32>,
+    /// The endpoint hosts (as in their URLs, without port) the verifier trusts to be independent:
+    /// when pinned, at least `min_agreeing` distinct hosts of these must have agreed on each block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_hosts: Option<Vec<String>>,
     /// The oldest feed answer accepted at the block, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_feed_age_secs: Option<u64>,

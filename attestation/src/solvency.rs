@@ -145,6 +145,20 @@ fn verdict(asset: &AssetSolvency) -> &'static str {
     }
 }
 
+/// The host of an `https://host[:port]/path` URL, lower-cased.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 fn same_address(a: &str, b: &str) -> bool {
     match (a.parse::<Address>(), b.parse::<Address>()) {
         (Ok(a), Ok(b)) => a == b,
@@ -176,6 +190,24 @@ fn check_pin(solvency: &Solvency, pin: &ReservePin) -> Result<(), String> {
             let agreed = block.endpoints.iter().filter(|e| e.agreed).count();
             if agreed < min as usize {
                 return Err(format!("{symbol}: {agreed} endpoints agreed on {}'s block, the policy requires {min}", block.name));
+            }
+        }
+        if let Some(hosts) = &pin.endpoint_hosts {
+            let trusted: std::collections::BTreeSet<String> = block
+                .endpoints
+                .iter()
+                .filter(|e| e.agreed)
+                .filter_map(|e| url_host(&e.url))
+                .filter(|host| hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
+                .collect();
+            let needed = pin.min_agreeing.unwrap_or(block.min_agreeing).max(block.min_agreeing) as usize;
+            if trusted.len() < needed {
+                return Err(format!(
+                    "{symbol}: {} distinct pinned hosts agreed on {}'s block ({}), {needed} are required",
+                    trusted.len(),
+                    block.name,
+                    trusted.into_iter().collect::<Vec<_>>().join(", ")
+                ));
             }
         }
         if let Some(max) = pin.max_block_gap_secs {
@@ -232,5 +264,21 @@ pub(crate) fn check_solvency(manifest: &Manifest, policy: &BundlePolicy) -> Resu
         Ok(())
     } else {
         Err(RoundError::Solvency(format!("INSOLVENT in {}", short.join(", "))))
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::url_host;
+
+    #[test]
+    fn hosts_are_read_from_endpoint_urls() {
+        assert_eq!(url_host("https://RPC-a.example.net/").as_deref(), Some("rpc-a.example.net"));
+        assert_eq!(url_host("https://node.internal:8545/x?y").as_deref(), Some("node.internal"));
+        assert_eq!(url_host("https://[::1]:8545/").as_deref(), Some("::1"));
+        assert_eq!(url_host("https://localhost").as_deref(), Some("localhost"));
+        assert_eq!(url_host("http://rpc.example/"), None);
+        assert_eq!(url_host("https://user@rpc.example/"), None);
+        assert_eq!(url_host("https:///"), None);
     }
 }

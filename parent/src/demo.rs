@@ -154,6 +154,7 @@ fn reserve_pins(fixture: &ReservesFixture) -> Vec<ReservePin> {
                 _ => Some(Vec::new()),
             },
             min_agreeing: Some(2),
+            endpoint_hosts: None,
             max_feed_age_secs: Some(90_000),
             max_block_gap_secs: Some(3_600),
         })

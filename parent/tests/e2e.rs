@@ -900,6 +900,7 @@ fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_an
         feeds: Some(vec![format!("0x{}", "11".repeat(20))]),
         tokens: None,
         min_agreeing: Some(2),
+        endpoint_hosts: None,
         max_feed_age_secs: None,
         max_block_gap_secs: None,
     }]);
@@ -912,11 +913,26 @@ fn a_round_with_reserves_states_solvency_per_asset_even_with_a_lying_endpoint_an
         feeds: None,
         tokens: None,
         min_agreeing: None,
+        endpoint_hosts: None,
         max_feed_age_secs: None,
         max_block_gap_secs: None,
     }]);
     let err = app.verify(&bytes, &policy).unwrap_err();
     assert!(err.to_string().contains("not BTC's"), "{err}");
+    // Three endpoints on one host are one source of truth: a policy pinning hosts counts distinct ones.
+    let localhost_only = |symbol: &str| ReservePin {
+        symbol: symbol.into(),
+        chain_ids: None,
+        feeds: None,
+        tokens: None,
+        min_agreeing: None,
+        endpoint_hosts: Some(vec!["localhost".into()]),
+        max_feed_age_secs: None,
+        max_block_gap_secs: None,
+    };
+    policy.reserves = Some(vec![localhost_only("BTC"), localhost_only("ETH")]);
+    let err = app.verify(&bytes, &policy).unwrap_err();
+    assert!(err.to_string().contains("1 distinct pinned hosts agreed"), "{err}");
     policy.reserves = None;
     // Signatures over a challenge the verifier did not pin could be an old round's.
     let mut unpinned = policy.clone();
