@@ -78,7 +78,9 @@ fn check_binding(solvency: &Solvency, policy: &BundlePolicy, attested_ms: u64) -
         .flat_map(|a| &a.sources)
         .any(|s| matches!(SourceKind::parse(&s.kind), Some(SourceKind::Native | SourceKind::Erc20)));
     if owns_addresses && policy.round.nonce.is_none() {
-        return Err("owned addresses count only with signatures over the auditor's challenge, and the policy pins                     none: set round.nonce to the challenge you issued (otherwise signatures from an old round                     could be replayed)"
+        return Err("owned addresses count only with signatures over the auditor's challenge, and the policy pins \
+                    none: set round.nonce to the challenge you issued (otherwise signatures from an old round \
+                    could be replayed)"
             .into());
     }
     if let Some(exchange) = &policy.solvency.exchange {
@@ -196,14 +198,16 @@ fn check_pin(solvency: &Solvency, pin: &ReservePin) -> Result<(), String> {
             let trusted: std::collections::BTreeSet<String> = block
                 .endpoints
                 .iter()
-                .filter(|e| e.agreed)
+                // A certificate pinned by hash says nothing about the host's name: the operator could
+                // pin its own server under a trusted provider's name.
+                .filter(|e| e.agreed && !e.cert_pinned)
                 .filter_map(|e| url_host(&e.url))
                 .filter(|host| hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
                 .collect();
             let needed = pin.min_agreeing.unwrap_or(block.min_agreeing).max(block.min_agreeing) as usize;
             if trusted.len() < needed {
                 return Err(format!(
-                    "{symbol}: {} distinct pinned hosts agreed on {}'s block ({}), {needed} are required",
+                    "{symbol}: {} distinct pinned hosts agreed on {}'s block with certificates validated against the web's roots ({}), {needed} are required",
                     trusted.len(),
                     block.name,
                     trusted.into_iter().collect::<Vec<_>>().join(", ")

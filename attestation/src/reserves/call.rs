@@ -136,6 +136,16 @@ pub fn balance_of(owner: Address) -> Vec<u8> {
 /// `isValidSignature(bytes32,bytes)` (EIP-1271), and what it returns for a valid signature.
 pub const IS_VALID_SIGNATURE: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
 
+/// The whole word a valid answer is: the selector, then 28 zero bytes (ABI `bytes4`).
+pub const IS_VALID_SIGNATURE_WORD: [u8; 32] = {
+    let mut word = [0u8; 32];
+    word[0] = IS_VALID_SIGNATURE[0];
+    word[1] = IS_VALID_SIGNATURE[1];
+    word[2] = IS_VALID_SIGNATURE[2];
+    word[3] = IS_VALID_SIGNATURE[3];
+    word
+};
+
 /// Call data for `isValidSignature(hash, signature)`.
 pub fn is_valid_signature(hash: B256, signature: &[u8]) -> Vec<u8> {
     let mut data = IS_VALID_SIGNATURE.to_vec();

@@ -19,6 +19,9 @@ use crate::bundle::HIDDEN;
 
 /// Fills in every figure and verdict of `configured` (whose chains, sources and liabilities are
 /// set) from `evidence`. `challenge` is the round's auditor nonce, which ownership messages name.
+/// An asset whose liabilities are hidden (private mode) is stated solvent here on the strength of
+/// the opening proof, which this function does not check: only the round verifier
+/// (`attested::verify`) gives a hidden asset's verdict.
 pub fn evaluate(configured: &Solvency, challenge: &[u8], evidence: &ReservesEvidence) -> Result<Solvency, ReservesError> {
     if configured.exchange.trim().is_empty() || configured.exchange.chars().any(char::is_control) {
         return Err(ReservesError::Statement(
@@ -101,6 +104,11 @@ fn prove_chains<'a>(
         let bad = |detail: String| ReservesError::Evidence { chain: block.name.clone(), detail };
         if chain.name != block.name {
             return Err(bad(format!("the evidence's chain is {:?}", chain.name)));
+        }
+        if let Some(depth) = block.rule.strip_prefix("latest-").and_then(|n| n.parse::<u64>().ok()) {
+            if depth > super::MAX_CONFIRMATIONS {
+                return Err(bad(format!("the rule {:?} reads a block older than latest-{} allows", block.rule, super::MAX_CONFIRMATIONS)));
+            }
         }
         let state = ProvenState::prove(chain, &block.hash)?;
         if state.header.number != block.number || state.header.timestamp != block.timestamp {

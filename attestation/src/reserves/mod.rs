@@ -17,6 +17,9 @@ use alloy_primitives::{Address, B256, U256};
 
 pub use evaluate::{convert, evaluate};
 
+/// The deepest `latest-N` block rule accepted: an older block may show funds since moved.
+pub const MAX_CONFIRMATIONS: u64 = 1_000;
+
 /// Decimals of every EVM chain's native coin (wei); a native source is always read in them.
 pub const NATIVE_DECIMALS: u32 = 18;
 

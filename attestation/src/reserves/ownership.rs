@@ -4,7 +4,7 @@
 //! differs). A contract wallet signs by EIP-1271: its `isValidSignature` is run at the agreed block
 //! over proven state, in the enclave and again in the verifier.
 
-use alloy_primitives::{eip191_hash_message, Address, Signature};
+use alloy_primitives::{eip191_hash_message, Address, Signature, B256};
 
 use super::state::ProvenState;
 use super::{call, ReservesError};
@@ -39,6 +39,9 @@ pub fn verify(
     Ok(())
 }
 
+/// The longest contract-wallet signature accepted (a multi-owner wallet's concatenated signatures).
+pub const MAX_SIGNATURE_BYTES: usize = 4096;
+
 /// Checks `signature` as contract wallet `address`'s (EIP-1271): its `isValidSignature` over the
 /// EIP-191 hash of [`message`], run at `state`'s block, must return the magic value. State the
 /// call needs that is not proven comes back as [`ReservesError::Unproven`], as for any call.
@@ -51,14 +54,26 @@ pub fn verify_contract(
     signature: &[u8],
 ) -> Result<(), ReservesError> {
     let refused = |detail: String| ReservesError::Ownership { chain: state.chain.clone(), address, detail };
-    let hash = eip191_hash_message(message(exchange, chain_id, address, challenge));
-    let output = match call::call(state, chain_id, address, &call::is_valid_signature(hash, signature)) {
-        Ok(output) => output,
-        Err(ReservesError::Call { detail, .. }) => return Err(refused(format!("isValidSignature failed: {detail}"))),
-        Err(other) => return Err(other),
+    if signature.len() > MAX_SIGNATURE_BYTES {
+        return Err(refused(format!("a signature of {} bytes; at most {MAX_SIGNATURE_BYTES} are accepted", signature.len())));
+    }
+    let accepts = |hash, signature: &[u8]| -> Result<bool, ReservesError> {
+        match call::call(state, chain_id, address, &call::is_valid_signature(hash, signature)) {
+            Ok(output) => Ok(output.as_ref() == call::IS_VALID_SIGNATURE_WORD.as_slice()),
+            Err(ReservesError::Call { detail, .. }) => Err(refused(format!("isValidSignature failed: {detail}"))),
+            Err(other) => Err(other),
+        }
     };
-    if output.get(..4) != Some(&call::IS_VALID_SIGNATURE[..]) || output.len() != 32 {
+    let hash = eip191_hash_message(message(exchange, chain_id, address, challenge));
+    if !accepts(hash, signature)? {
         return Err(refused("the contract wallet's isValidSignature does not accept the signature (EIP-1271)".into()));
+    }
+    // A contract that says yes to anything (or to an all-zero signature, which a wallet comparing
+    // ecrecover's zero address with an unset owner does) proves no one's control.
+    if accepts(hash, &vec![0; signature.len()])? || accepts(B256::ZERO, signature)? {
+        return Err(refused(
+            "the contract accepts signatures that are not its owner's (a zeroed signature, or another message): it proves no control".into(),
+        ));
     }
     Ok(())
 }

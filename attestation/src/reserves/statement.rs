@@ -55,6 +55,9 @@ pub struct EndpointReport {
     pub url: String,
     /// SHA-256 of the certificate it presented (hex), when the handshake completed.
     pub cert_sha256: Option<String>,
+    /// Whether the configuration pinned the certificate by hash (`server_cert_sha256`) rather
+    /// than validating it and the host name against the Mozilla roots in the image.
+    pub cert_pinned: bool,
     /// The block number it reported under the rule.
     pub number: Option<u64>,
     /// The hash it reported for that block.

@@ -142,9 +142,6 @@ pub enum SourceConfig {
     },
 }
 
-/// The deepest `latest-N` allowed.
-pub const MAX_CONFIRMATIONS: u64 = 1_000;
-
 /// The reserves configuration of a round, checked.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct ReservesConfig {
@@ -241,8 +238,11 @@ impl ReservesConfig {
                 ));
             }
             if let BlockRule::Confirmations(n) = chain.rule()? {
-                if n > MAX_CONFIRMATIONS {
-                    return Err(error(format!("{place}.block"), format!("at most latest-{MAX_CONFIRMATIONS}: an old block may show funds since moved")));
+                if n > attestation::reserves::MAX_CONFIRMATIONS {
+                    return Err(error(
+                        format!("{place}.block"),
+                        format!("at most latest-{}: an old block may show funds since moved", attestation::reserves::MAX_CONFIRMATIONS),
+                    ));
                 }
             }
             if chain.endpoints.is_empty() {

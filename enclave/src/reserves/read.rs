@@ -94,8 +94,14 @@ pub fn parse_signatures(text: &str) -> Result<Vec<OwnershipSignature>, ReadError
             let address = parse_address(&e.address).map_err(|p| ReadError::Signatures(format!("{}: {p}", e.address)))?;
             let signature = hex::decode(e.signature.trim_start_matches("0x"))
                 .ok()
-                .filter(|s| s.len() == 65)
-                .ok_or_else(|| ReadError::Signatures(format!("{}: the signature is not 65 bytes of hex", e.address)))?;
+                .filter(|s| (1..=attestation::reserves::ownership::MAX_SIGNATURE_BYTES).contains(&s.len()))
+                .ok_or_else(|| {
+                    ReadError::Signatures(format!(
+                        "{}: the signature is not hex of 65 bytes (a key's) or up to {} (a contract wallet's)",
+                        e.address,
+                        attestation::reserves::ownership::MAX_SIGNATURE_BYTES
+                    ))
+                })?;
             Ok(OwnershipSignature { chain: e.chain, address: address.to_vec(), signature })
         })
         .collect()
@@ -279,6 +285,7 @@ async fn choose_block(chain: &ChainConfig, route: &Route) -> Result<(ChainBlock,
         .map(|(e, head)| EndpointReport {
             url: e.url.clone(),
             cert_sha256: e.cert_sha256.map(hex::encode),
+            cert_pinned: e.is_pinned(),
             number: head.as_ref().ok().copied(),
             hash: None,
             agreed: false,
@@ -406,9 +413,13 @@ async fn accounts(
     let proofs = endpoint.proofs(requests, block).await.map_err(|e| e.to_string())?;
     let mut accounts = Vec::with_capacity(proofs.len());
     let mut need_code = Vec::new();
-    for ((address, _), proof) in requests.iter().zip(proofs) {
+    for ((address, slots), proof) in requests.iter().zip(proofs) {
         if proof.address != *address {
             return Err(format!("asked for the proof of {address}, got {}", proof.address));
+        }
+        // Withholding a slot's proof is refusing to serve: the next endpoint is asked instead.
+        if let Some(slot) = slots.iter().find(|slot| !proof.storage_proof.iter().any(|s| s.key.as_b256() == **slot)) {
+            return Err(format!("the proof of {address} leaves out slot {slot}"));
         }
         let absent = proof.nonce == 0
             && proof.balance.is_zero()

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::config::EndpointConfig;
 use crate::net::{HttpsTarget, Route};
+use crate::tls::ServerPin;
 
 /// Largest answer read from an endpoint (a batch of proofs).
 pub const MAX_ANSWER_BYTES: usize = 32 << 20;
@@ -116,6 +117,11 @@ impl Endpoint {
             *slot = Some(result(method, answer)?);
         }
         results.into_iter().map(|r| r.ok_or_else(|| bad("an answer is missing".into()))).collect()
+    }
+
+    /// Whether the configuration pinned the certificate by hash rather than validating it.
+    pub fn is_pinned(&self) -> bool {
+        matches!(self.target.pin, ServerPin::Sha256(_))
     }
 
     /// `eth_chainId`.
