@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{Metrics, RouteClass, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+pub use crate::server::Limits;
 use crate::store::{Store, StoreError};
 
 /// Largest accepted body of `POST /v1/rounds`.
@@ -147,18 +148,20 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until the server fails.
+/// Serves the API on `listener`, within the default [`Limits`], until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: HttpState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    crate::server::serve(listener, router(state), Limits::default(), crate::server::forever()).await
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves the API on `listener` within `limits` until `shutdown` completes, then finishes
+/// in-flight requests.
 pub async fn serve_with_shutdown(
     listener: tokio::net::TcpListener,
     state: HttpState,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    crate::server::serve(listener, router(state), limits, shutdown).await
 }
 
 /// An error answer: a status and a message, sent as `{"error": message}`.
@@ -748,7 +751,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve_with_shutdown(listener, h.state.clone(), async {
+        let server = tokio::spawn(serve_with_shutdown(listener, h.state.clone(), Limits::default(), async {
             let _ = stopped.await;
         }));
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -759,6 +762,58 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         assert!(response.contains("\r\nx-solvency-round: 1\r\n"), "{response}");
         assert!(response.ends_with("\r\n\r\none"), "{response}");
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    /// Sends `GET /healthz` on a fresh connection and returns the status line, within 5 s.
+    async fn healthz(addr: std::net::SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response).await;
+            String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
+        };
+        tokio::time::timeout(Duration::from_secs(5), exchange).await.expect("an answer within 5 s")
+    }
+
+    #[tokio::test]
+    async fn idle_half_requests_are_closed_and_connections_beyond_the_cap_get_503() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let h = harness(None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits =
+            Limits { max_connections: 8, header_read_timeout: Duration::from_millis(500), request_timeout: Duration::from_secs(5) };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve_with_shutdown(listener, h.state.clone(), limits, async {
+            let _ = stopped.await;
+        }));
+        // Every slot held by an unfinished request, as the attack did with 1,040 of them.
+        let mut idle = Vec::new();
+        for _ in 0..8 {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            idle.push(stream);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Beyond the cap: a clear answer at once, not a hang.
+        assert_eq!(healthz(addr).await, "HTTP/1.1 503 Service Unavailable");
+        // The half-requests run out of time and are closed; the API answers again.
+        for stream in &mut idle {
+            let mut rest = Vec::new();
+            let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+            assert!(closed.is_ok(), "an idle half-request was not closed");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(healthz(addr).await, "HTTP/1.1 200 OK");
+        // A connection that sends nothing at all is closed too (the keep-alive idle limit).
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a silent connection was not closed");
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
     }

@@ -12,4 +12,5 @@ pub mod http;
 pub mod measure;
 pub mod metrics;
 pub mod rounds;
+pub mod server;
 pub mod store;
