@@ -773,7 +773,7 @@ mod tests {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
             let mut response = Vec::new();
-            let _ = stream.read_to_end(&mut response).await;
+            stream.read_to_end(&mut response).await.expect("the answer, not a reset");
             String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
         };
         tokio::time::timeout(Duration::from_secs(5), exchange).await.expect("an answer within 5 s")

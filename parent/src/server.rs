@@ -16,7 +16,7 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -78,8 +78,18 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Answer, half-close, and drain what the client sent until it closes (for at most a
+            // second): closing with its request unread would reset the connection, and the client
+            // might never see the answer.
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+                let answer = async {
+                    stream.write_all(BUSY).await?;
+                    stream.shutdown().await?;
+                    let mut sink = [0u8; 1024];
+                    while stream.read(&mut sink).await? != 0 {}
+                    Ok::<_, std::io::Error>(())
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
             });
             continue;
         };

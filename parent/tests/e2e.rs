@@ -728,6 +728,26 @@ fn the_running_parent_serves_bundles_and_runs_an_auditors_challenge() {
     junk.write_all(&[0xff; 64]).unwrap();
     drop(junk);
 
+    // Idle half-requests, as the attack in issue 13 sent 1,040 of them: the connections beyond the
+    // cap get a clear 503 at once, not a hang, and the header deadline closes the idle ones.
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+        idle.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, body) = get(port, "/healthz", None);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    for stream in &mut idle {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).expect("closed by the server within its header deadline");
+    }
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(port, "/healthz", None).0, 200);
+
     // An auditor posts a challenge; without the token it is refused.
     let challenge = [0x5a_u8; 24];
     let body = format!("{{\"nonce\": \"{}\", \"deadline_secs\": 600}}", hex::encode(challenge));
