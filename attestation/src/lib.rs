@@ -21,6 +21,7 @@
 pub mod amount;
 pub mod attested;
 pub mod bundle;
+mod cbor;
 pub mod commitment;
 pub mod error;
 pub mod fuzzing;

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha384};
 
+use crate::cbor::{encode, CanonicalError};
 use crate::reserves::statement::Solvency;
 
 /// The `format` value of a version-1 round manifest (still verified; no longer made).
@@ -285,24 +286,12 @@ pub struct SetupManifest {
     pub opening_verifying_key_sha256: Option<Vec<u8>>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Writing plain structs into a Vec cannot fail; qed.
-    let _ = ciborium::into_writer(value, &mut out);
-    out
-}
-
 fn decode_canonical<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, ManifestError> {
-    if bytes.len() > MAX_MANIFEST_BYTES {
-        return Err(ManifestError::TooLarge { size: bytes.len(), limit: MAX_MANIFEST_BYTES });
-    }
-    let value: T =
-        ciborium::de::from_reader_with_recursion_limit(bytes, 16).map_err(|e| ManifestError::Cbor(e.to_string()))?;
-    // Re-encoding also catches trailing bytes.
-    if encode(&value) != bytes {
-        return Err(ManifestError::NonCanonical);
-    }
-    Ok(value)
+    crate::cbor::decode_canonical(bytes, MAX_MANIFEST_BYTES).map_err(|e| match e {
+        CanonicalError::TooLarge { size, limit } => ManifestError::TooLarge { size, limit },
+        CanonicalError::Cbor(detail) => ManifestError::Cbor(detail),
+        CanonicalError::NonCanonical => ManifestError::NonCanonical,
+    })
 }
 
 fn check_len(field: &'static str, bytes: &[u8], expected: usize) -> Result<(), ManifestError> {

@@ -117,7 +117,7 @@ fn main() {
                     .await
                     .expect("the read");
                 reads.push(started.elapsed().as_secs_f64());
-                let bytes = read.evidence.encode();
+                let bytes = read.evidence_bytes.clone();
                 evidence_bytes = bytes.len();
                 let started = Instant::now();
                 let evidence = ReservesEvidence::decode(&bytes).expect("decode");

@@ -559,14 +559,14 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let report = serde_json::json!({
                     "solvency": attestation::reserves::report::assets(&read.solvency),
                     "reserves": attestation::reserves::report::json(&read.solvency),
-                    "evidence_bytes": read.evidence.encode().len(),
+                    "evidence_bytes": read.evidence_bytes.len(),
                 });
                 println!("{report:#}");
             } else {
                 for line in attestation::reserves::report::lines(&read.solvency) {
                     println!("{line}");
                 }
-                println!("evidence:    {} bytes", read.evidence.encode().len());
+                println!("evidence:    {} bytes", read.evidence_bytes.len());
             }
             Ok(())
         }

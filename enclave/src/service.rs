@@ -504,7 +504,7 @@ impl RoundWork {
             return Err(refused("the challenge's deadline passed while proving; nothing is attested"));
         }
         let manifest_bytes = manifest.encode();
-        let evidence = reserves.as_ref().map(|r| r.evidence.encode());
+        let evidence = reserves.map(|r| r.evidence_bytes);
         // What verifiers would refuse as too large is not attested: it could never be checked.
         if manifest_bytes.len() > attestation::manifest::MAX_MANIFEST_BYTES {
             return Err(refused(format!(
@@ -529,7 +529,7 @@ impl RoundWork {
             })?
         };
         let bundle = RoundBundleWire {
-            format: if reserves.is_some() { attestation::attested::FORMAT_V3 } else { attestation::attested::FORMAT_V2 }
+            format: if evidence.is_some() { attestation::attested::FORMAT_V3 } else { attestation::attested::FORMAT_V2 }
                 .to_owned(),
             manifest: manifest_bytes,
             attestation: attestation_document,

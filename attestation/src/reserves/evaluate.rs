@@ -23,7 +23,7 @@ use crate::bundle::HIDDEN;
 /// the opening proof, which this function does not check: only the round verifier
 /// (`attested::verify`) gives a hidden asset's verdict.
 pub fn evaluate(configured: &Solvency, challenge: &[u8], evidence: &ReservesEvidence) -> Result<Solvency, ReservesError> {
-    if configured.exchange.trim().is_empty() || configured.exchange.chars().any(char::is_control) {
+    if !ownership::is_valid_exchange_name(&configured.exchange) {
         return Err(ReservesError::Statement(
             "the exchange's name is empty or has control characters (it is part of the signed ownership message)".into(),
         ));

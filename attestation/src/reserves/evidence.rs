@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cbor::CanonicalError;
+
 /// The `format` value of version-1 reserves evidence.
 pub const EVIDENCE_FORMAT_V1: &str = "solvency-enclave/reserves-evidence/v1";
 /// Largest evidence accepted: 1,000 addresses' proofs take about 4 MiB on a busy chain.
@@ -130,25 +132,18 @@ impl ReservesEvidence {
 
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        // Writing plain structs into a Vec cannot fail; qed.
-        let _ = ciborium::into_writer(self, &mut out);
-        out
+        crate::cbor::encode(self)
     }
 
     /// Decodes canonical evidence bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, EvidenceError> {
-        if bytes.len() > MAX_EVIDENCE_BYTES {
-            return Err(EvidenceError::TooLarge { size: bytes.len(), limit: MAX_EVIDENCE_BYTES });
-        }
-        let evidence: Self =
-            ciborium::de::from_reader_with_recursion_limit(bytes, 16).map_err(|e| EvidenceError::Cbor(e.to_string()))?;
+        let evidence: Self = crate::cbor::decode_canonical(bytes, MAX_EVIDENCE_BYTES).map_err(|e| match e {
+            CanonicalError::TooLarge { size, limit } => EvidenceError::TooLarge { size, limit },
+            CanonicalError::Cbor(detail) => EvidenceError::Cbor(detail),
+            CanonicalError::NonCanonical => EvidenceError::NonCanonical,
+        })?;
         if evidence.format != EVIDENCE_FORMAT_V1 {
             return Err(EvidenceError::UnknownFormat(evidence.format));
-        }
-        // Re-encoding also catches trailing bytes.
-        if evidence.encode() != bytes {
-            return Err(EvidenceError::NonCanonical);
         }
         Ok(evidence)
     }

@@ -9,6 +9,12 @@ use alloy_primitives::{eip191_hash_message, Address, Signature, B256};
 use super::state::ProvenState;
 use super::{call, ReservesError};
 
+/// Whether `exchange` can be named in the message: not empty, and no control characters, which
+/// could make one signed text read as another with different lines.
+pub fn is_valid_exchange_name(exchange: &str) -> bool {
+    !exchange.trim().is_empty() && !exchange.chars().any(char::is_control)
+}
+
 /// The message the owner of `address` signs with `personal_sign` (EIP-191, version 0x45): UTF-8
 /// text, lines separated by `\n`, no trailing newline; the challenge in lower-case hex.
 pub fn message(exchange: &str, chain_id: u64, address: Address, challenge: &[u8]) -> String {

@@ -221,7 +221,7 @@ impl ReservesConfig {
             return Ok(());
         }
         let solvency = self.solvency.as_ref().ok_or_else(|| error("solvency", "missing: [[chains]] and [[reserves]] need it"))?;
-        if solvency.exchange.trim().is_empty() || solvency.exchange.chars().any(char::is_control) {
+        if !attestation::reserves::ownership::is_valid_exchange_name(&solvency.exchange) {
             return Err(error("solvency.exchange", "empty, or has control characters (it is part of a signed message)"));
         }
         let mut names = BTreeSet::new();

@@ -129,6 +129,8 @@ pub struct Reserves {
     pub solvency: Solvency,
     /// The evidence for the bundle.
     pub evidence: ReservesEvidence,
+    /// Its canonical encoding, the bytes the statement's `evidence_sha256` names.
+    pub evidence_bytes: Vec<u8>,
 }
 
 impl Reserves {
@@ -206,9 +208,9 @@ pub async fn read(
         evidence.chains = chains.iter().map(ChainRead::evidence).collect();
         match attestation::reserves::evaluate(&configured, challenge, &evidence) {
             Ok(mut solvency) => {
-                let bytes = evidence.encode();
-                solvency.evidence_sha256 = ReservesEvidence::sha256(&bytes).to_vec();
-                return Ok(Reserves { solvency, evidence });
+                let evidence_bytes = evidence.encode();
+                solvency.evidence_sha256 = ReservesEvidence::sha256(&evidence_bytes).to_vec();
+                return Ok(Reserves { solvency, evidence, evidence_bytes });
             }
             Err(ReservesError::Unproven { chain, missing }) => {
                 let read = chains.iter_mut().find(|c| c.name == chain).ok_or_else(|| ReadError::Chain {
